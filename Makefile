@@ -1,0 +1,83 @@
+# One entry point for newcomers and CI: `make dev` runs the relay locally, `make test` runs every
+# test. Both set up what they need first: a virtualenv at .venv and, for the CDK CLI, Node 22 in
+# the project-local prefix .tools (the system Node may be too old for jsii).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+NODE_VERSION := 22.23.3
+CDK_CLI_VERSION := 2.1148.1
+STAGE ?= dev
+
+export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+VENV_STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed-$(NODE_VERSION)-$(CDK_CLI_VERSION)
+
+.PHONY: setup dev test check lint typecheck unit infra e2e synth bench constraints browser clean
+
+setup: $(VENV_STAMP) $(TOOLS_STAMP)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(TOOLS_STAMP):
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error \
+		node@$(NODE_VERSION) aws-cdk@$(CDK_CLI_VERSION)
+	node --version | grep -q '^v22\.'
+	touch $@
+
+## dev: set everything up and run the relay on this machine (HTTP :3000, WebSocket :3001).
+dev: $(VENV_STAMP)
+	python -m userstatus_local
+
+## test: set everything up, lint, type-check, then run every test.
+test: setup check browser
+	python -m pytest
+
+check: lint typecheck
+
+lint: $(VENV_STAMP)
+	ruff format --check .
+	ruff check .
+
+typecheck: $(VENV_STAMP)
+	mypy
+
+unit infra e2e: setup
+	python -m pytest tests/$@
+
+## synth: write cdk.out/ for STAGE (dev or prod) with the project-local CDK CLI.
+synth: setup
+	cdk synth -c stage=$(STAGE) --quiet
+
+## browser: Debian's Chromium and ChromeDriver for the viewer test (no browser downloads).
+## Without root or apt the browser test reports itself skipped with the reason.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; \
+	else echo "chromium not installed and cannot install it here: the browser test will be skipped"; fi
+
+## bench: every benchmark, figures written to docs/performance.md (QUICK=1 for a smoke run).
+bench: $(VENV_STAMP)
+	python -m bench $(if $(QUICK),--quick,)
+
+## constraints: re-freeze the full pinned set after changing a pin in requirements*.txt.
+constraints: $(VENV_STAMP)
+	{ echo "# Full pinned set for requirements-dev.txt; regenerate with 'make constraints' after changing a pin."; \
+	  $(VENV)/bin/python -m pip freeze --exclude-editable | sort -f; } > constraints.txt
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
