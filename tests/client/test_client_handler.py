@@ -1,0 +1,265 @@
+"""``UserStatusHandler``: non-blocking emit, formatting, levels, drops, outages and close."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakes.fake_relay import FakeRelay
+from userstatus_client import UserStatusHandler
+from userstatus_client.handler import MAX_MESSAGE_BYTES
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    """A fresh logger that does not propagate to the root logger."""
+    log = logging.getLogger(f"observatory.test.{time.monotonic_ns()}")
+    log.setLevel(1)
+    log.propagate = False
+    yield log
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+
+
+def attach(logger: logging.Logger, handler: UserStatusHandler) -> UserStatusHandler:
+    logger.addHandler(handler)
+    return handler
+
+
+def test_records_reach_the_relay_with_formatter_level_and_time(
+    relay: FakeRelay, logger: logging.Logger
+) -> None:
+    handler = attach(logger, UserStatusHandler("tst", relay.url))
+    handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s: %(message)s"))
+
+    logger.warning("Slewing to %s", "M31")
+    logger.log(25, "between info and warning")
+    logger.log(5, "below debug")
+    handler.close()
+
+    records = relay.records
+    assert [(r.message, r.log_level) for r in records] == [
+        (f"[{logger.name}] WARNING: Slewing to M31", "warning"),
+        (f"[{logger.name}] Level 25: between info and warning", "info"),
+        (f"[{logger.name}] Level 5: below debug", "debug"),
+    ]
+    assert all(abs(r.timestamp - time.time()) < 60 for r in records)
+    assert handler.stats().sent == 3
+
+
+def test_the_handlers_level_filters_records(relay: FakeRelay, logger: logging.Logger) -> None:
+    handler = attach(logger, UserStatusHandler("tst", relay.url, level=logging.WARNING))
+    logger.info("not sent")
+    logger.error("sent")
+    handler.close()
+    assert relay.messages() == ["sent"]
+
+
+def test_tracebacks_are_sent_and_long_messages_truncated_to_the_relay_limit(
+    relay: FakeRelay, logger: logging.Logger
+) -> None:
+    handler = attach(logger, UserStatusHandler("tst", relay.url))
+    try:
+        raise RuntimeError("dome stuck")
+    except RuntimeError:
+        logger.exception("dome failed")
+    logger.info("é" * MAX_MESSAGE_BYTES)
+    handler.close()
+
+    traceback_message, long_message = relay.messages()
+    assert traceback_message.startswith("dome failed\nTraceback")
+    assert "RuntimeError: dome stuck" in traceback_message
+    assert long_message.endswith("[truncated]")
+    assert len(long_message.encode("utf-8")) <= MAX_MESSAGE_BYTES
+    assert handler.stats().rejected == 0
+
+
+def test_an_invalid_site_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="site must be"):
+        UserStatusHandler("no spaces please", "http://127.0.0.1:9")
+
+
+def test_emit_never_raises_into_the_application(
+    relay: FakeRelay, logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BrokenFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            if record.msg == "boom":
+                raise RuntimeError("formatter bug")
+            return super().format(record)
+
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    handler = attach(logger, UserStatusHandler("tst", relay.url))
+    handler.setFormatter(BrokenFormatter())
+
+    logger.info("boom")  # must not raise
+    logger.info("still working")
+    handler.close()
+    assert relay.messages() == ["still working"]
+
+
+def test_rejected_records_are_counted_and_skipped(
+    relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    relay.fail_next(1, 400, "log_message must be a non-empty string")
+    handler = attach(logger, UserStatusHandler("tst", relay.url))
+    logger.info("refused")
+    logger.info("accepted")
+    handler.close()
+
+    assert relay.messages() == ["accepted"]
+    assert handler.stats().rejected == 1
+    assert "rejected a log record" in capsys.readouterr().err
+
+
+def test_burst_of_10000_records_from_several_threads_never_blocks_the_callers(
+    relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a handler whose queue (1,000) is smaller than the burst, so the queue overflows
+    handler = attach(logger, UserStatusHandler("tst", relay.url, queue_size=1000, close_timeout=20))
+    threads_count, per_thread = 4, 2500
+    durations: list[list[int]] = [[] for _ in range(threads_count)]
+    start = threading.Barrier(threads_count)
+
+    def produce(index: int) -> None:
+        own = durations[index]
+        start.wait()
+        for n in range(per_thread):
+            before = time.perf_counter_ns()
+            logger.info("thread %d record %d", index, n)
+            own.append(time.perf_counter_ns() - before)
+
+    # When four threads log 10,000 records as fast as they can
+    producers = [threading.Thread(target=produce, args=(i,)) for i in range(threads_count)]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    logger.info("end of burst")
+    handler.close()
+
+    # Then the median caller time per record stays under a millisecond
+    all_durations = sorted(d for own in durations for d in own)
+    assert len(all_durations) == 10_000
+    median_ms = statistics.median(all_durations) / 1e6
+    p99_ms = all_durations[int(len(all_durations) * 0.99)] / 1e6
+    assert median_ms < 1.0
+
+    # And every record is either delivered or counted as dropped, oldest first
+    stats = handler.stats()
+    notices = [m for m in relay.messages() if m.startswith("userstatus: dropped")]
+    delivered = [m for m in relay.messages() if not m.startswith("userstatus: dropped")]
+    with capsys.disabled():  # the figures quoted in the report; shown with `pytest -s`
+        print(
+            f"\nemit() per record: median {median_ms:.4f} ms, p99 {p99_ms:.4f} ms; "
+            f"sent {stats.sent}, dropped {stats.dropped}, drop notices {len(notices)}"
+        )
+    assert stats.sent == len(delivered)
+    assert stats.sent + stats.dropped + stats.rejected + stats.abandoned == 10_001
+    assert stats.abandoned == 0
+    assert delivered[-1] == "end of burst"
+    for index in range(threads_count):
+        numbers = [int(m.split()[-1]) for m in delivered if m.startswith(f"thread {index} ")]
+        assert numbers == sorted(numbers)
+    # And drops are reported, to the relay and on stderr
+    if stats.dropped:
+        assert sum(int(n.split()[2]) for n in notices) == stats.dropped
+        assert f"{stats.dropped} dropped (queue full)" in capsys.readouterr().err
+
+
+def test_a_full_queue_drops_the_oldest_records_and_says_so(
+    relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a relay that holds every request, so nothing leaves the 50-record queue
+    relay.hold_requests()
+    handler = attach(logger, UserStatusHandler("tst", relay.url, queue_size=50))
+    logger.info("record 0")
+    assert relay.wait_for(lambda: relay.newlog_attempts == 1)  # record 0 is in flight
+
+    # When 500 more records are logged
+    for n in range(1, 501):
+        logger.info("record %d", n)
+
+    # Then the 450 oldest of them were dropped and counted; the newest 50 are kept
+    assert handler.dropped == 450
+    relay.release_requests()
+    handler.close()
+    messages = relay.messages()
+    assert messages[0] == "record 0"
+    assert messages[1] == "userstatus: dropped 450 log records (client queue full)"
+    assert messages[2:] == [f"record {n}" for n in range(451, 501)]
+    assert relay.records[1].log_level == "warning"
+    stats = handler.stats()
+    assert (stats.sent, stats.dropped, stats.abandoned, stats.queued) == (51, 450, 0, 0)
+    assert "450 dropped (queue full)" in capsys.readouterr().err
+
+
+def test_records_logged_while_the_relay_is_down_arrive_when_it_is_back(
+    relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = attach(logger, UserStatusHandler("tst", relay.url, max_backoff=0.2))
+    logger.info("before the outage")
+    assert relay.wait_for(lambda: relay.messages() == ["before the outage"])
+
+    # Given the relay goes down while the observatory keeps logging
+    relay.stop()
+    for n in range(20):
+        logger.warning("during the outage %d", n)
+    time.sleep(0.5)  # several failed attempts happen meanwhile
+    # When it comes back up on the same port
+    relay.start()
+    logger.info("after the outage")
+    handler.close()
+
+    # Then nothing was lost and the outage was reported
+    assert relay.messages() == [
+        "before the outage",
+        *[f"during the outage {n}" for n in range(20)],
+        "after the outage",
+    ]
+    err = capsys.readouterr().err
+    assert "holding records and retrying" in err
+    assert "relay reachable again" in err
+
+
+def test_close_delivers_what_is_queued(relay: FakeRelay, logger: logging.Logger) -> None:
+    handler = attach(logger, UserStatusHandler("tst", relay.url))
+    for n in range(200):
+        logger.info("queued %d", n)
+    handler.close()  # no waiting needed afterwards: close flushed the queue
+    assert len(relay.messages()) == 200
+    assert handler.stats().queued == 0
+
+
+def test_close_gives_up_after_its_timeout_and_counts_what_was_left(
+    relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a relay that never answers and a handler with a short close timeout
+    relay.hold_requests()
+    handler = attach(
+        logger, UserStatusHandler("tst", relay.url, close_timeout=0.2, timeout=0.5, max_backoff=0.1)
+    )
+    for n in range(10):
+        logger.info("stuck %d", n)
+
+    # When the application closes it
+    closer = threading.Thread(target=handler.close)
+    closer.start()
+    closer.join(10)
+
+    # Then close returned, the worker stopped and every record is accounted for
+    assert not closer.is_alive()
+    stats = handler.stats()
+    assert stats.sent == 0
+    assert stats.abandoned == 10
+    assert stats.queued == 0
+    assert "10 not sent before the close timeout" in capsys.readouterr().err
+    logger.info("after close")
+    assert handler.dropped == 1
+    relay.release_requests()
