@@ -1,0 +1,92 @@
+"""Key schemas and attribute names of the two DynamoDB tables.
+
+The CDK stack, the local relay and the tests create tables from these definitions, so the key
+schema lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+AttributeType = Literal["S", "N"]
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    """One key attribute of a table or index."""
+
+    name: str
+    type: AttributeType
+
+
+@dataclass(frozen=True)
+class IndexSchema:
+    """A global secondary index (keys only projection)."""
+
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Key schema, indexes and TTL attribute of one table."""
+
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute
+    ttl_attribute: str
+    indexes: tuple[IndexSchema, ...] = ()
+
+    def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
+        """Arguments for boto3 ``create_table`` (on-demand billing), for tests and local runs."""
+        attributes = {self.partition_key, self.sort_key}
+        kwargs: dict[str, Any] = {
+            "TableName": table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": _key_schema(self.partition_key, self.sort_key),
+        }
+        if self.indexes:
+            kwargs["GlobalSecondaryIndexes"] = []
+            for index in self.indexes:
+                attributes.add(index.partition_key)
+                if index.sort_key is not None:
+                    attributes.add(index.sort_key)
+                kwargs["GlobalSecondaryIndexes"].append(
+                    {
+                        "IndexName": index.name,
+                        "KeySchema": _key_schema(index.partition_key, index.sort_key),
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                )
+        kwargs["AttributeDefinitions"] = [
+            {"AttributeName": a.name, "AttributeType": a.type}
+            for a in sorted(attributes, key=lambda a: a.name)
+        ]
+        return kwargs
+
+
+def _key_schema(partition: KeyAttribute, sort: KeyAttribute | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+    if sort is not None:
+        schema.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+    return schema
+
+
+# Messages: one partition per site; the sort key "<20-digit microseconds>#<32 hex id>" orders by
+# time and is unique per message, so two messages of one site in the same second are both kept.
+MESSAGES = TableSchema(
+    partition_key=KeyAttribute("site", "S"),
+    sort_key=KeyAttribute("sk", "S"),
+    ttl_attribute="expires_at",
+)
+
+# Connections: one partition per site (broadcast reads a site's connections); $disconnect only
+# knows the connection id, hence the index on it.
+CONNECTIONS_BY_ID_INDEX = "by_connection_id"
+CONNECTIONS = TableSchema(
+    partition_key=KeyAttribute("site", "S"),
+    sort_key=KeyAttribute("connection_id", "S"),
+    ttl_attribute="expires_at",
+    indexes=(IndexSchema(CONNECTIONS_BY_ID_INDEX, KeyAttribute("connection_id", "S")),),
+)

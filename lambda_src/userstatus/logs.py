@@ -1,0 +1,56 @@
+"""Structured JSON logs with the request id.
+
+In AWS the functions use Lambda's JSON log format, which already writes each record as JSON
+with the request id and the ``extra`` fields. Elsewhere (the local relay, tests)
+``configure_logging`` installs an equivalent formatter. Never log whole events: they carry user
+data.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+from typing import Any
+
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({})))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request id, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = _request_id.get()
+        if request_id:
+            entry["requestId"] = request_id
+        for name, value in vars(record).items():
+            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_"):
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging() -> None:
+    """Outside Lambda's JSON log format, write JSON lines to stderr."""
+    root = logging.getLogger()
+    if os.environ.get("AWS_LAMBDA_LOG_FORMAT") != "JSON" and not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+
+
+def bind_request_id(context: object) -> str:
+    """Remember the invocation's request id for the log lines it writes; return it."""
+    request_id = str(getattr(context, "aws_request_id", "") or "")
+    _request_id.set(request_id)
+    return request_id

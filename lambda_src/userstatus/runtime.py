@@ -1,0 +1,83 @@
+"""What a Lambda container builds once and reuses: settings, boto3 clients, the stores.
+
+Built on first use (the first invocation of a container), not at import, so importing an entry
+module costs little more than importing boto3. Tests reset it with ``runtime.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from userstatus.config import ConfigError, Settings
+from userstatus.logs import configure_logging
+from userstatus.management_api import ConnectionPoster
+from userstatus.store import ConnectionStore, MessageStore
+
+_DYNAMODB_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+)
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", re.I)
+
+
+@dataclass
+class Runtime:
+    """Per-container state shared by every invocation."""
+
+    settings: Settings
+    session: Any
+    messages: MessageStore
+    connections: ConnectionStore
+
+    @functools.cached_property
+    def poster(self) -> ConnectionPoster:
+        """The management API client; only the broadcaster needs it."""
+        endpoint = self.settings.management_endpoint
+        if endpoint is None:
+            raise ConfigError("WEBSOCKET_MANAGEMENT_ENDPOINT is required to broadcast")
+        session = self.session
+
+        def credentials() -> Any:
+            found = session.get_credentials()
+            if found is None:
+                raise ConfigError("no AWS credentials to sign management API requests")
+            return found.get_frozen_credentials()
+
+        return ConnectionPoster(
+            endpoint,
+            region=signing_region(endpoint, session.region_name),
+            credentials=credentials,
+            concurrency=self.settings.broadcast_concurrency,
+        )
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """The container's runtime, built once from the environment."""
+    configure_logging()
+    settings = Settings.from_environ()
+    session = boto3.session.Session()
+    dynamodb = session.client("dynamodb", config=_DYNAMODB_CONFIG)
+    return Runtime(
+        settings=settings,
+        session=session,
+        messages=MessageStore(dynamodb, settings.messages_table, settings.retention_seconds),
+        connections=ConnectionStore(dynamodb, settings.connections_table),
+    )
+
+
+def signing_region(endpoint: str, default: str | None) -> str:
+    """The region in an execute-api host name, else the session's (locally any region)."""
+    host = endpoint.split("://", 1)[-1]
+    match = _EXECUTE_API_HOST.match(host)
+    if match:
+        return match.group(1)
+    return default or os.environ.get("AWS_REGION") or "us-east-1"

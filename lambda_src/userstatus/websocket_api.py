@@ -1,0 +1,88 @@
+"""Entry point of the WebSocket API (API Gateway WebSocket API).
+
+* ``$connect`` with ``?site=S``: remembers the connection; a missing or bad site rejects the
+  handshake with 400.
+* ``$disconnect``: forgets the connection.
+* ``newlog`` (a frame ``{"action": "newlog", ...fields of POST /newlog...}``): stores the message
+  like ``POST /newlog`` and answers the sender with ``{"action": "newlog", "stored": {...}}``.
+* ``$default`` (any other frame): answers ``{"error": "...", "supported_actions": [...]}``.
+
+Error frames are ``{"error": "...", "field": "...", "status": 400}``. Messages reach
+subscribers through the broadcaster, never through these answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from userstatus.errors import InvalidInput
+from userstatus.logs import bind_request_id
+from userstatus.model import parse_json_object, validate_message, validate_site
+from userstatus.routes import WEBSOCKET_ACTIONS
+from userstatus.runtime import Runtime, runtime
+from userstatus.web import Answer, answer_errors, json_text, request_body
+
+Event = Mapping[str, Any]
+
+
+def handler(event: Event, context: object) -> dict[str, Any]:
+    """Serve one WebSocket event."""
+    request_id = bind_request_id(context)
+    request_context = event.get("requestContext", {})
+    route_key = request_context.get("routeKey", "$default")
+    connection_id = str(request_context.get("connectionId", ""))
+    rt = runtime()
+    serve = ROUTES.get(route_key, unsupported_action)
+    status, body, _ = answer_errors(lambda: serve(event, connection_id, rt), request_id)
+    if status >= 400 and isinstance(body, dict) and route_key != "$connect":
+        body = {**body, "status": status}
+    response: dict[str, Any] = {"statusCode": status}
+    if body is not None:
+        response["body"] = json_text(body)
+    return response
+
+
+def connect(event: Event, connection_id: str, rt: Runtime) -> Answer:
+    """Accept a subscription to one site."""
+    site = validate_site((event.get("queryStringParameters") or {}).get("site"))
+    rt.connections.add(site, connection_id, now=time.time())
+    return 200, None, {}
+
+
+def disconnect(event: Event, connection_id: str, rt: Runtime) -> Answer:
+    """Forget a closed connection."""
+    rt.connections.remove_everywhere(connection_id)
+    return 200, None, {}
+
+
+def newlog(event: Event, connection_id: str, rt: Runtime) -> Answer:
+    """Store a message sent as a frame."""
+    received_at = time.time()
+    fields = parse_json_object(request_body(event))
+    fields.pop("action", None)
+    message = validate_message(fields, received_at=received_at)
+    rt.messages.put(message, received_at=received_at)
+    stored = {**message.to_wire(), "id": message.sort_key}
+    return 200, {"action": "newlog", "stored": stored}, {}
+
+
+def unsupported_action(event: Event, connection_id: str, rt: Runtime) -> Answer:
+    """Answer a frame no route takes."""
+    supported = list(WEBSOCKET_ACTIONS)
+    try:
+        action = parse_json_object(request_body(event)).get("action")
+    except InvalidInput:
+        action = None
+    what = f"unsupported action {action!r}" if isinstance(action, str) else "no action given"
+    error = f"{what}: send a JSON object whose 'action' is one of {', '.join(supported)}"
+    return 400, {"error": error, "field": "action", "supported_actions": supported}, {}
+
+
+ROUTES: dict[str, Callable[[Event, str, Runtime], Answer]] = {
+    "$connect": connect,
+    "$disconnect": disconnect,
+    "newlog": newlog,
+    "$default": unsupported_action,
+}

@@ -1,0 +1,303 @@
+"""The HTTP API handler against moto: every route, every bad input, faults."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from tests.events import load_event, with_body, with_query
+from tests.fakes.lambda_context import FakeLambdaContext
+from userstatus import http_api
+from userstatus.model import Message
+from userstatus.routes import HTTP_ROUTES
+from userstatus.runtime import runtime
+
+pytestmark = pytest.mark.usefixtures("dynamodb")
+
+
+def call(event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    response = http_api.handler(event, FakeLambdaContext())
+    assert response["headers"]["Access-Control-Allow-Origin"]
+    return response["statusCode"], response["headers"], json.loads(response["body"])
+
+
+def post(fields: dict[str, Any] | str) -> tuple[int, Any]:
+    status, _, body = call(with_body("http_post_newlog", fields))
+    return status, body
+
+
+def recent(**query: str) -> list[dict[str, Any]]:
+    status, _, body = call(with_query("http_get_recent_logs", query))
+    assert status == 200, body
+    assert isinstance(body, list)
+    return body
+
+
+def stored_items(dynamodb: Any) -> list[dict[str, Any]]:
+    return dynamodb.scan(TableName="messages-test")["Items"]
+
+
+def test_every_route_in_the_route_table_is_served() -> None:
+    assert set(http_api.ROUTES) == {route.route_key for route in HTTP_ROUTES}
+
+
+def test_post_stores_and_answers_what_was_stored(dynamodb: Any) -> None:
+    status, _, body = call(load_event("http_post_newlog"))
+    assert status == 200
+    assert body["site"] == "tst"
+    assert body["message"] == "Slewing telescope..."
+    assert body["log_level"] == "info"
+    assert body["timestamp"] == 1604514063
+    [item] = stored_items(dynamodb)
+    assert item["sk"]["S"] == body["id"]
+    assert item["message"]["S"] == "Slewing telescope..."
+
+
+def test_stored_message_expires_after_retention(dynamodb: Any) -> None:
+    post({"site": "tst", "log_message": "x"})
+    [item] = stored_items(dynamodb)
+    ttl = int(item["expires_at"]["N"])
+    received = float(item["timestamp"]["N"])
+    assert ttl - received == pytest.approx(7 * 86400, abs=2)
+
+
+def test_body_without_content_type_or_base64_encoded_is_accepted() -> None:
+    event = load_event("http_post_newlog")
+    event["headers"].pop("content-type", None)
+    raw = json.dumps({"site": "tst", "log_message": "encoded é"}).encode()
+    event["body"] = base64.b64encode(raw).decode()
+    event["isBase64Encoded"] = True
+    status, _, body = call(event)
+    assert status == 200
+    assert body["message"] == "encoded é"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"log_message": "no site"}, "site"),
+        ({"site": "", "log_message": "x"}, "site"),
+        ({"site": "bad site!", "log_message": "x"}, "site"),
+        ({"site": "tst"}, "log_message"),
+        ({"site": "tst", "log_message": ""}, "log_message"),
+        ({"site": "tst", "log_message": 42}, "log_message"),
+        ({"site": "tst", "log_message": "x" * 16385}, "log_message"),
+        ({"site": "tst", "log_message": "x", "log_level": "loud"}, "log_level"),
+        ({"site": "tst", "log_message": "x", "timestamp": "NaN"}, "timestamp"),
+        ({"site": "tst", "log_message": "x", "timestamp": -1}, "timestamp"),
+        ("not json at all", "body"),
+        ('["site", "tst"]', "body"),
+        ("", "body"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field_and_writes_nothing(
+    dynamodb: Any, body: dict[str, Any] | str, field: str
+) -> None:
+    status, answer = post(body)
+    assert status == 400
+    assert answer["field"] == field
+    assert field in answer["error"]
+    assert stored_items(dynamodb) == []
+
+
+def test_missing_and_bad_base64_bodies_are_400(dynamodb: Any) -> None:
+    event = load_event("http_post_newlog")
+    del event["body"]
+    assert call(event)[0] == 400
+    event = load_event("http_post_newlog")
+    event["isBase64Encoded"] = True
+    event["body"] = "***not base64***"
+    status, _, answer = call(event)
+    assert (status, answer["field"]) == (400, "body")
+    assert stored_items(dynamodb) == []
+
+
+def test_oversize_body_is_413(dynamodb: Any) -> None:
+    status, answer = post({"site": "tst", "log_message": "x", "pad": "y" * 200_000})
+    assert status == 413
+    assert answer["field"] == "body"
+    assert stored_items(dynamodb) == []
+
+
+def test_two_messages_in_the_same_second_are_both_kept() -> None:
+    for text in ("first", "second"):
+        assert post({"site": "tst", "log_message": text, "timestamp": 1604514063})[0] == 200
+    logs = recent(site="tst", after_time="1604514062")
+    assert sorted(m["message"] for m in logs) == ["first", "second"]
+    assert {m["timestamp"] for m in logs} == {1604514063}
+
+
+def test_recent_logs_are_oldest_first_after_the_given_time_and_site_only() -> None:
+    for ts, site, text in [
+        (300, "tst", "c"),
+        (100, "tst", "a"),
+        (200, "tst", "b"),
+        (250, "other", "x"),
+        (50, "tst", "too old"),
+    ]:
+        post({"site": site, "log_message": text, "timestamp": ts})
+    logs = recent(site="tst", after_time="50")
+    assert [m["message"] for m in logs] == ["a", "b", "c"]
+    assert logs[0] == {"site": "tst", "message": "a", "log_level": "info", "timestamp": 100}
+
+
+def test_recent_logs_default_to_the_last_24_hours() -> None:
+    post({"site": "tst", "log_message": "yesterday", "timestamp": time.time() - 25 * 3600})
+    post({"site": "tst", "log_message": "today", "timestamp": time.time() - 3600})
+    assert [m["message"] for m in recent(site="tst")] == ["today"]
+
+
+def test_recent_logs_read_every_page(dynamodb: Any) -> None:
+    # Given 2,500 messages of about 1 KB: more than one 1 MB query page.
+    text = "x" * 1000
+    seed(dynamodb, [_message("tst", f"{i}:{text}", 1000 + i) for i in range(2500)])
+    logs = recent(site="tst", after_time="1")
+    assert len(logs) == 2500
+    assert [int(m["message"].split(":")[0]) for m in logs] == list(range(2500))
+
+
+def test_limit_returns_the_newest_still_oldest_first() -> None:
+    for i in range(20):
+        runtime().messages.put(_message("tst", str(i), 1000 + i), received_at=2000)
+    assert [m["message"] for m in recent(site="tst", after_time="1", limit="3")] == [
+        "17",
+        "18",
+        "19",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({}, "site"),
+        ({"site": "a,b"}, "site"),
+        ({"site": "tst", "after_time": "yesterday"}, "after_time"),
+        ({"site": "tst", "after_time": "-3"}, "after_time"),
+        ({"site": "tst", "limit": "0"}, "limit"),
+        ({"site": "tst", "limit": "1001"}, "limit"),
+        ({"site": "tst", "limit": "ten"}, "limit"),
+    ],
+)
+def test_bad_recent_logs_queries_are_400(query: dict[str, str], field: str) -> None:
+    status, _, body = call(with_query("http_get_recent_logs", query))
+    assert (status, body["field"]) == (400, field)
+
+
+def test_oversize_history_keeps_the_newest_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(10):
+        runtime().messages.put(_message("tst", f"{i}" * 1000, 1000 + i), received_at=2000)
+    monkeypatch.setattr(http_api, "MAX_RESPONSE_BYTES", 3500)
+    status, headers, body = call(
+        with_query("http_get_recent_logs", {"site": "tst", "after_time": "1"})
+    )
+    assert status == 200
+    assert headers[http_api.TRUNCATED_HEADER] == "true"
+    assert [m["message"][0] for m in body] == ["7", "8", "9"]
+
+
+def test_onlineusers_counts_connections_without_exposing_ids(dynamodb: Any) -> None:
+    connections = runtime().connections
+    for connection_id in ("a=", "b=", "c="):
+        connections.add("tst", connection_id, now=time.time())
+    connections.add("other", "d=", now=time.time())
+    connections.add("tst", "stale=", now=time.time() - 3 * 3600)
+    status, _, body = call(load_event("http_get_onlineusers"))
+    assert (status, body) == (200, {"site": "tst", "connections": 3})
+
+
+def test_onlineusers_requires_a_site() -> None:
+    status, _, body = call(with_query("http_get_onlineusers", None))
+    assert (status, body["field"]) == (400, "site")
+
+
+def test_unknown_route_is_404_json() -> None:
+    event = load_event("http_get_onlineusers")
+    event["routeKey"] = "GET /nothing"
+    status, _, body = call(event)
+    assert status == 404
+    assert "error" in body
+
+
+def test_cors_headers_follow_the_allowed_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://www.photonranch.org, https://x.org")
+    runtime.cache_clear()
+    response = http_api.handler(load_event("http_get_recent_logs"), FakeLambdaContext())
+    assert response["headers"]["Access-Control-Allow-Origin"] == "https://www.photonranch.org"
+    event = load_event("http_get_recent_logs")
+    event["headers"]["origin"] = "https://evil.example"
+    response = http_api.handler(event, FakeLambdaContext())
+    assert "Access-Control-Allow-Origin" not in response["headers"]
+    assert response["headers"]["Vary"] == "Origin"
+
+
+def test_preflight_is_answered_with_cors_headers() -> None:
+    event = load_event("http_post_newlog")
+    event["requestContext"]["http"]["method"] = "OPTIONS"
+    response = http_api.handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 204
+    assert "POST" in response["headers"]["Access-Control-Allow-Methods"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("ThrottlingException", 400),
+        ("InternalServerError", 500),
+        ("ServiceUnavailable", 503),
+    ],
+)
+def test_dynamodb_throttling_and_faults_are_503_with_retry_after(
+    dynamodb: Any, code: str, status: int
+) -> None:
+    client = runtime().messages._client
+    with Stubber(client) as stub:
+        stub.add_client_error("put_item", code, http_status_code=status)
+        status_seen, headers, body = call(load_event("http_post_newlog"))
+    assert status_seen == 503
+    assert headers["Retry-After"] == "1"
+    assert "error" in body
+    assert stored_items(dynamodb) == []
+
+
+def test_throttled_read_is_503() -> None:
+    with Stubber(runtime().messages._client) as stub:
+        stub.add_client_error("query", "ThrottlingException", http_status_code=400)
+        status, headers, _ = call(load_event("http_get_recent_logs"))
+    assert status == 503
+    assert "Retry-After" in headers
+
+
+def test_unexpected_error_is_500_with_request_id_and_no_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(runtime().messages, "put", explode)
+    context = FakeLambdaContext()
+    response = http_api.handler(load_event("http_post_newlog"), context)
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {
+        "error": "internal error",
+        "request_id": context.aws_request_id,
+    }
+    assert "secret" not in response["body"]
+
+
+def _message(site: str, text: str, ts: int) -> Message:
+    return Message(site, text, "info", Decimal(ts), f"{ts:032x}")
+
+
+def seed(dynamodb: Any, messages: list[Message]) -> None:
+    """Write many messages at once, as the store would write them one by one."""
+    store = runtime().messages
+    items = [{"PutRequest": {"Item": store.item_of(m, received_at=2000)}} for m in messages]
+    for start in range(0, len(items), 25):
+        dynamodb.batch_write_item(RequestItems={"messages-test": items[start : start + 25]})
