@@ -1,0 +1,83 @@
+"""The broadcaster: new messages from the messages table's stream, fanned out to WebSocket clients.
+
+Only INSERT records reach the function (TTL deletions and updates are filtered out by the event
+source mapping); failed records are retried in halves and, when retries or their age run out,
+recorded in an encrypted SQS queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from userstatus.routes import BROADCAST_HANDLER
+from userstatus_stack.config import StageConfig
+from userstatus_stack.functions import PythonFunction
+from userstatus_stack.nag import acknowledge
+
+
+class Broadcaster(Construct):
+    """The broadcast function, its stream event source and its failure queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        messages_table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.failure_queue = sqs.Queue(
+            self,
+            "FailureQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(config.failure_queue_retention_days),
+            removal_policy=config.removal_policy,
+        )
+        acknowledge(
+            self.failure_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the on-failure destination of the stream event source (it receives "
+            "metadata of records that could not be broadcast); a queue behind it would only "
+            "move the same records again. An alarm fires when it is not empty.",
+        )
+        self.function = PythonFunction(
+            self,
+            "BroadcastHandler",
+            code=code,
+            handler=BROADCAST_HANDLER,
+            description=f"photonranch user status {config.stage}: broadcast new messages",
+            environment=environment,
+            memory_mb=config.broadcast_memory_mb,
+            timeout=Duration.seconds(config.broadcast_timeout_seconds),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        ).function
+        self.function.add_event_source(
+            event_sources.DynamoEventSource(
+                messages_table,
+                starting_position=lambda_.StartingPosition.LATEST,
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {"eventName": lambda_.FilterRule.is_equal("INSERT")}
+                    )
+                ],
+                batch_size=config.broadcast_batch_size,
+                max_batching_window=Duration.seconds(config.broadcast_batching_window_seconds),
+                report_batch_item_failures=True,
+                bisect_batch_on_error=True,
+                retry_attempts=config.broadcast_retry_attempts,
+                max_record_age=Duration.seconds(config.broadcast_max_record_age_seconds),
+                on_failure=event_sources.SqsDlq(self.failure_queue),
+            )
+        )

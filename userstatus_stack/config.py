@@ -1,0 +1,117 @@
+"""Typed, frozen settings of one deployment stage.
+
+``app.py`` picks one ``StageConfig`` per stage and passes it to the stack; the stack and its
+constructs never read CDK context or environment variables themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+
+PostAuth = Literal["none", "iam"]
+POST_AUTH_CHOICES: tuple[PostAuth, ...] = ("none", "iam")
+
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+_API_MAPPING_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class StageConfigError(ValueError):
+    """A stage setting is out of range or inconsistent."""
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """A custom domain for the HTTP API, such as ``logs.photonranch.org``.
+
+    ``api_mapping_key`` is the first path segment (``logs`` in
+    ``https://logs.photonranch.org/logs/newlog``). Several stages can share one domain name with
+    different keys: exactly one of them sets ``owns_domain`` and creates the API Gateway domain
+    name and its Route 53 alias record; the others only add their mapping to it.
+    """
+
+    domain_name: str
+    certificate_arn: str
+    hosted_zone_id: str
+    hosted_zone_name: str
+    api_mapping_key: str
+    owns_domain: bool = True
+
+    def __post_init__(self) -> None:
+        if not _API_MAPPING_KEY.match(self.api_mapping_key):
+            raise StageConfigError(f"invalid API mapping key {self.api_mapping_key!r}")
+        if not self.certificate_arn.startswith("arn:"):
+            raise StageConfigError("certificate_arn must be an ACM certificate ARN")
+        if not self.domain_name.endswith(self.hosted_zone_name.rstrip(".")):
+            raise StageConfigError(
+                f"{self.domain_name!r} is not inside hosted zone {self.hosted_zone_name!r}"
+            )
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Everything that differs between stages; defaults are the dev values."""
+
+    stage: str
+    message_retention_days: int = 7
+    throttle_rate_limit: int = 20
+    throttle_burst_limit: int = 40
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_WEEK
+    removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    api_memory_mb: int = 256
+    api_timeout_seconds: int = 10
+    broadcast_memory_mb: int = 512
+    broadcast_timeout_seconds: int = 60
+    broadcast_concurrency: int = 64
+    broadcast_batch_size: int = 100
+    broadcast_batching_window_seconds: int = 0
+    broadcast_retry_attempts: int = 3
+    broadcast_max_record_age_seconds: int = 3600
+    failure_queue_retention_days: int = 14
+    post_auth: PostAuth = "none"
+    custom_domain: CustomDomain | None = None
+    alarm_topic_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _STAGE_NAME.match(self.stage):
+            raise StageConfigError(f"stage name {self.stage!r} must match {_STAGE_NAME.pattern}")
+        if self.post_auth not in POST_AUTH_CHOICES:
+            raise StageConfigError(
+                f"post_auth must be one of {', '.join(POST_AUTH_CHOICES)}, got {self.post_auth!r}"
+            )
+        if not self.cors_allowed_origins:
+            raise StageConfigError("cors_allowed_origins needs at least one origin (or '*')")
+        _check_range("message_retention_days", self.message_retention_days, 1, 3650)
+        _check_range("throttle_rate_limit", self.throttle_rate_limit, 1, 10_000)
+        _check_range("throttle_burst_limit", self.throttle_burst_limit, 1, 5_000)
+        _check_range("api_memory_mb", self.api_memory_mb, 128, 10_240)
+        _check_range("broadcast_memory_mb", self.broadcast_memory_mb, 128, 10_240)
+        _check_range("api_timeout_seconds", self.api_timeout_seconds, 1, 29)
+        _check_range("broadcast_timeout_seconds", self.broadcast_timeout_seconds, 1, 900)
+        _check_range("broadcast_concurrency", self.broadcast_concurrency, 1, 512)
+        _check_range("broadcast_batch_size", self.broadcast_batch_size, 1, 10_000)
+        _check_range(
+            "broadcast_batching_window_seconds", self.broadcast_batching_window_seconds, 0, 300
+        )
+        _check_range("broadcast_retry_attempts", self.broadcast_retry_attempts, 0, 10_000)
+        _check_range(
+            "broadcast_max_record_age_seconds", self.broadcast_max_record_age_seconds, 60, 604_800
+        )
+        _check_range("failure_queue_retention_days", self.failure_queue_retention_days, 1, 14)
+        if self.alarm_topic_arn is not None and not self.alarm_topic_arn.startswith("arn:"):
+            raise StageConfigError("alarm_topic_arn must be an SNS topic ARN")
+
+    @property
+    def cors_allowed_origins_env(self) -> str:
+        """The origins as the functions' ``CORS_ALLOWED_ORIGINS`` value."""
+        return ",".join(self.cors_allowed_origins)
+
+
+def _check_range(name: str, value: int, minimum: int, maximum: int) -> None:
+    if not minimum <= value <= maximum:
+        raise StageConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")

@@ -1,0 +1,88 @@
+"""The one way this app builds a Lambda function: Python 3.14 on arm64 from the shared asset.
+
+Each function gets its own role and log group; the role may write only to that log group, so
+no function carries the account-wide ``AWSLambdaBasicExecutionRole`` managed policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+LAMBDA_SOURCE_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
+ASSET_EXCLUDES = (
+    "**/__pycache__",
+    "**/*.pyc",
+    "**/.pytest_cache",
+    "**/.mypy_cache",
+    "**/.ruff_cache",
+    "**/tests",
+    "**/test_*.py",
+    "**/*.egg-info",
+)
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+def lambda_code() -> lambda_.Code:
+    """The single asset every function runs from: the ``lambda_src`` directory, no bundling."""
+    return lambda_.Code.from_asset(str(LAMBDA_SOURCE_DIR), exclude=list(ASSET_EXCLUDES))
+
+
+def function_id(handler: str) -> str:
+    """A construct id for the function serving ``handler`` (``userstatus.http_api.handler``)."""
+    module = handler.split(".")[-2]
+    return "".join(part.capitalize() for part in module.split("_")) + "Handler"
+
+
+class PythonFunction(Construct):
+    """A function running ``handler`` with its own role and log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        handler: str,
+        description: str,
+        environment: Mapping[str, str],
+        memory_mb: int,
+        timeout: Duration,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=removal_policy
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs {handler}",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            code=code,
+            handler=handler,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            description=description,
+            environment=dict(environment),
+            memory_size=memory_mb,
+            timeout=timeout,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+        )
+        self.log_group.grant_write(self.role)
