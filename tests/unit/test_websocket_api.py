@@ -1,0 +1,101 @@
+"""The WebSocket handler against moto: connect, disconnect, newlog, unsupported frames."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.events import load_event, with_body, with_query
+from tests.fakes.lambda_context import FakeLambdaContext
+from userstatus import websocket_api
+from userstatus.routes import WEBSOCKET_ACTIONS, WEBSOCKET_ROUTES
+
+pytestmark = pytest.mark.usefixtures("dynamodb")
+
+
+def call(event: dict[str, Any]) -> tuple[int, Any]:
+    response = websocket_api.handler(event, FakeLambdaContext())
+    body = response.get("body")
+    return response["statusCode"], json.loads(body) if body else None
+
+
+def connection_rows(dynamodb: Any) -> list[tuple[str, str]]:
+    items = dynamodb.scan(TableName="connections-test")["Items"]
+    return sorted((i["site"]["S"], i["connection_id"]["S"]) for i in items)
+
+
+def test_every_route_in_the_route_table_is_served() -> None:
+    assert set(websocket_api.ROUTES) == {route.route_key for route in WEBSOCKET_ROUTES}
+
+
+def test_connect_records_the_connection_under_its_site(dynamodb: Any) -> None:
+    assert call(load_event("ws_connect")) == (200, None)
+    assert connection_rows(dynamodb) == [("tst", "VfgCPdIeoAMCJxA=")]
+    [item] = dynamodb.scan(TableName="connections-test")["Items"]
+    lifetime = int(item["expires_at"]["N"]) - int(item["connected_at"]["N"])
+    assert 2 * 3600 < lifetime <= 3 * 3600
+
+
+@pytest.mark.parametrize("query", [None, {}, {"site": ""}, {"site": "no spaces"}])
+def test_connect_without_a_valid_site_is_rejected_with_400(
+    dynamodb: Any, query: dict[str, str] | None
+) -> None:
+    status, body = call(with_query("ws_connect", query))
+    assert status == 400
+    assert body["field"] == "site"
+    assert connection_rows(dynamodb) == []
+
+
+def test_disconnect_forgets_the_connection(dynamodb: Any) -> None:
+    call(load_event("ws_connect"))
+    other = load_event("ws_connect")
+    other["requestContext"]["connectionId"] = "OtherConn="
+    call(other)
+    assert call(load_event("ws_disconnect")) == (200, None)
+    assert connection_rows(dynamodb) == [("tst", "OtherConn=")]
+
+
+def test_disconnect_of_an_unknown_connection_is_harmless() -> None:
+    assert call(load_event("ws_disconnect")) == (200, None)
+
+
+def test_newlog_frame_stores_like_post_and_acknowledges(dynamodb: Any) -> None:
+    status, body = call(load_event("ws_newlog"))
+    assert status == 200
+    assert body["action"] == "newlog"
+    assert body["stored"]["message"] == "Dome opening"
+    assert body["stored"]["timestamp"] == 1604514063
+    [item] = dynamodb.scan(TableName="messages-test")["Items"]
+    assert item["log_level"]["S"] == "warning"
+    assert "action" not in item
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"action": "newlog", "log_message": "x"}, "site"),
+        ({"action": "newlog", "site": "tst"}, "log_message"),
+        ({"action": "newlog", "site": "tst", "log_message": "x", "timestamp": "NaN"}, "timestamp"),
+        ('{"action": "newlog", "site": ', "body"),
+    ],
+)
+def test_bad_newlog_frame_gets_an_error_frame_and_writes_nothing(
+    dynamodb: Any, body: dict[str, Any] | str, field: str
+) -> None:
+    status, answer = call(with_body("ws_newlog", body))
+    assert status == 400
+    assert answer["field"] == field
+    assert answer["status"] == 400
+    assert dynamodb.scan(TableName="messages-test")["Items"] == []
+
+
+@pytest.mark.parametrize("body", ['{"action": "subscribe"}', '{"hello": 1}', "plain text", "[]"])
+def test_other_frames_get_an_error_listing_the_supported_actions(body: str) -> None:
+    event = with_body("ws_newlog", body)
+    event["requestContext"]["routeKey"] = "$default"
+    status, answer = call(event)
+    assert status == 400
+    assert answer["supported_actions"] == list(WEBSOCKET_ACTIONS) == ["newlog"]
+    assert "newlog" in answer["error"]
