@@ -17,7 +17,7 @@ from typing import TextIO
 
 from userstatus_client import __version__
 from userstatus_client.levels import normalize_level
-from userstatus_client.relay import URL_ENV, UserStatusError, send
+from userstatus_client.relay import URL_ENV, RetryPolicy, UserStatusError, send
 from userstatus_client.tail import WS_URL_ENV, follow, parse_duration
 
 LEVEL_CHOICES = ("debug", "info", "warning", "error", "critical", "warn", "fatal")
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send_parser.add_argument(
         "--timestamp", type=float, help="unix seconds of the event (default: now, by the relay)"
+    )
+    send_parser.add_argument(
+        "--retries",
+        type=_retries,
+        default=3,
+        help="retries on 5xx or connection errors, with backoff (default: 3)",
     )
     send_parser.add_argument(
         "message", nargs="+", help="message text (words are joined by spaces; '-' reads stdin)"
@@ -117,7 +123,12 @@ def main(
 def _send(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     message = stdin.read().rstrip("\n") if args.message == ["-"] else " ".join(args.message)
     stored = send(
-        args.site, message, normalize_level(args.level), timestamp=args.timestamp, url=args.url
+        args.site,
+        message,
+        normalize_level(args.level),
+        timestamp=args.timestamp,
+        url=args.url,
+        retry=RetryPolicy(retries=args.retries),
     )
     record = {
         "site": stored.site,
@@ -159,6 +170,16 @@ def _duration(text: str) -> float:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return seconds
+
+
+def _retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"retries must be 0-10, got {text!r}")
+    return value
 
 
 def _history_limit(text: str) -> int:
