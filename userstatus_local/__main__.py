@@ -1,0 +1,52 @@
+"""``python -m userstatus_local``: run the relay until Ctrl-C (see ``userstatus_local.relay``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from userstatus_local.environment import add_lambda_source_to_path
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ports 0 pick free ports."""
+    parser = argparse.ArgumentParser(
+        prog="python -m userstatus_local",
+        description="Run the user status relay on this machine through the real Lambda handlers.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--http-port", type=int, default=3000, help="HTTP API port, 0: any free")
+    parser.add_argument("--ws-port", type=int, default=3001, help="WebSocket port, 0: any free")
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        metavar="URL",
+        help="use this DynamoDB (DynamoDB Local, AWS) instead of the embedded one",
+    )
+    parser.add_argument("--dynamodb-port", type=int, default=0, help="embedded DynamoDB port")
+    parser.add_argument("--messages-table", default="userstatus-local-messages")
+    parser.add_argument("--connections-table", default="userstatus-local-connections")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the relay; the exit status."""
+    args = parse_args(argv)
+    add_lambda_source_to_path()
+    from userstatus_local.relay import RelayOptions, run
+
+    return run(
+        RelayOptions(
+            host=args.host,
+            http_port=args.http_port,
+            ws_port=args.ws_port,
+            dynamodb_endpoint=args.dynamodb_endpoint,
+            dynamodb_port=args.dynamodb_port,
+            messages_table=args.messages_table,
+            connections_table=args.connections_table,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Start-up and shutdown of the relay, in the order the handlers need.
+
+1. Bind both listening sockets (port 0 picks a free port) so the real ports are known.
+2. Start the embedded DynamoDB (unless ``--dynamodb-endpoint`` is given).
+3. Set the handlers' environment (``userstatus_local.environment``); only then import them.
+4. Serve (``userstatus_local.server``) until SIGINT or SIGTERM, then stop in reverse order.
+
+On start it prints the URLs, ready-to-paste examples and a machine-readable line::
+
+    READY http=http://127.0.0.1:3000 ws=ws://127.0.0.1:3001 dynamodb=http://127.0.0.1:PORT ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from dataclasses import dataclass
+
+from userstatus_local.dynamodb import EmbeddedDynamoDB
+from userstatus_local.environment import add_lambda_source_to_path, configure_environment
+
+LOCAL_STAGE = "local"
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """What the command line chose."""
+
+    host: str = "127.0.0.1"
+    http_port: int = 3000
+    ws_port: int = 3001
+    dynamodb_endpoint: str | None = None
+    dynamodb_port: int = 0
+    messages_table: str = "userstatus-local-messages"
+    connections_table: str = "userstatus-local-connections"
+
+
+@dataclass(frozen=True)
+class RelayAddresses:
+    """Where the running relay is reached."""
+
+    http_url: str
+    ws_url: str
+    dynamodb_url: str
+    management_endpoint: str
+    embedded_dynamodb: bool
+
+
+def run(options: RelayOptions) -> int:
+    """Run the relay until SIGINT or SIGTERM; the exit status."""
+    add_lambda_source_to_path()
+    try:
+        http_socket = listening_socket(options.host, options.http_port)
+    except OSError as error:
+        return _cannot_listen(options.host, options.http_port, "--http-port", error)
+    try:
+        ws_socket = listening_socket(options.host, options.ws_port)
+    except OSError as error:
+        http_socket.close()
+        return _cannot_listen(options.host, options.ws_port, "--ws-port", error)
+    embedded: EmbeddedDynamoDB | None = None
+    try:
+        if options.dynamodb_endpoint:
+            dynamodb_url = options.dynamodb_endpoint.rstrip("/")
+        else:
+            embedded = EmbeddedDynamoDB(connect_host(options.host), options.dynamodb_port)
+            dynamodb_url = embedded.start()
+        host = url_host(connect_host(options.host))
+        ws_port = ws_socket.getsockname()[1]
+        addresses = RelayAddresses(
+            http_url=f"http://{host}:{http_socket.getsockname()[1]}",
+            ws_url=f"ws://{host}:{ws_port}",
+            dynamodb_url=dynamodb_url,
+            management_endpoint=f"http://{host}:{ws_port}/{LOCAL_STAGE}",
+            embedded_dynamodb=embedded is not None,
+        )
+        configure_environment(
+            dynamodb_endpoint=dynamodb_url,
+            management_endpoint=addresses.management_endpoint,
+            messages_table=options.messages_table,
+            connections_table=options.connections_table,
+            embedded=embedded is not None,
+        )
+        from userstatus_local.server import serve
+
+        asyncio.run(serve(options, addresses, http_socket, ws_socket))
+    finally:
+        http_socket.close()
+        ws_socket.close()
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _cannot_listen(host: str, port: int, flag: str, error: OSError) -> int:
+    sys.stderr.write(
+        f"userstatus_local: cannot listen on {url_host(host)}:{port}: "
+        f"{error.strerror or error}; choose another port with {flag} (0 picks a free one)\n"
+    )
+    return 1
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port), not yet listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def connect_host(host: str) -> str:
+    """The address clients on this machine use for a listening address."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+    return wildcard.get(host, host)
+
+
+def url_host(host: str) -> str:
+    """A host as written in a URL (IPv6 in brackets)."""
+    return f"[{host}]" if ":" in host else host

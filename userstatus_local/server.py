@@ -1,0 +1,113 @@
+"""The running relay: tables, handlers, both aiohttp servers and the stream poller.
+
+Imported only after ``userstatus_local.environment`` has set the handlers' environment (see
+``userstatus_local.relay``), since it imports the Lambda entry modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from aiohttp import web
+from botocore.config import Config
+
+from userstatus import broadcast, http_api, websocket_api
+from userstatus.logs import configure_logging
+from userstatus.runtime import runtime
+from userstatus_local.dynamodb import ensure_tables
+from userstatus_local.http_server import HttpRelay
+from userstatus_local.invoke import Invoker
+from userstatus_local.relay import RelayAddresses, RelayOptions
+from userstatus_local.stream_poller import StreamPoller
+from userstatus_local.websocket_server import WebSocketRelay
+
+logger = logging.getLogger("userstatus_local")
+
+HANDLER_THREADS = 32
+SHUTDOWN_SECONDS = 5.0
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
+
+
+async def serve(
+    options: RelayOptions,
+    addresses: RelayAddresses,
+    http_socket: socket.socket,
+    ws_socket: socket.socket,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    configure_logging()
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    dynamodb = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+    stream_arn = await asyncio.to_thread(
+        ensure_tables, dynamodb, options.messages_table, options.connections_table
+    )
+    # Build the handlers' per-process state once, here, rather than racing in worker threads.
+    await asyncio.to_thread(lambda: runtime().poster)
+
+    executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="lambda")
+    invoker = Invoker(executor)
+    websockets = WebSocketRelay(websocket_api.handler, invoker)
+    http = HttpRelay(http_api.handler, invoker, websocket_port=ws_socket.getsockname()[1])
+    ws_runner = web.AppRunner(websockets.application(), access_log=None)
+    http_runner = web.AppRunner(http.application(), access_log=None)
+    poller = StreamPoller(
+        boto3.client("dynamodbstreams", config=_CLIENT_CONFIG), stream_arn, broadcast.handler
+    )
+    try:
+        for runner, sock in ((ws_runner, ws_socket), (http_runner, http_socket)):
+            await runner.setup()
+            await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS).start()
+        await asyncio.to_thread(poller.start)
+        print_banner(addresses)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await asyncio.to_thread(poller.stop)
+        await websockets.close_all()
+        await ws_runner.cleanup()
+        await http_runner.cleanup()
+        executor.shutdown(wait=True, cancel_futures=True)
+        logger.info("stopped")
+
+
+def print_banner(addresses: RelayAddresses) -> None:
+    """The URLs, two ready-to-paste examples and the READY line, on stdout."""
+    body = '{"site": "tst", "log_message": "hello from curl", "log_level": "info"}'
+    curl = (
+        f"curl -s -X POST {addresses.http_url}/newlog "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
+    dynamodb = "embedded moto" if addresses.embedded_dynamodb else "external"
+    lines = [
+        "userstatus local relay",
+        f"  HTTP API    {addresses.http_url}  (POST /newlog, GET /recent-logs, GET /onlineusers)",
+        f"  WebSocket   {addresses.ws_url}/?site=tst",
+        f"  Viewer      {addresses.http_url}/?site=tst",
+        f"  Management  {addresses.management_endpoint}/@connections/{{id}}",
+        f"  DynamoDB    {addresses.dynamodb_url}  ({dynamodb})",
+        "",
+        "Subscribe (in one terminal):",
+        f"  python -m websockets '{addresses.ws_url}/?site=tst'",
+        "Post (in another):",
+        f"  {curl}",
+        "",
+        "Ctrl-C stops the relay.",
+        f"READY http={addresses.http_url} ws={addresses.ws_url} "
+        f"dynamodb={addresses.dynamodb_url} "
+        f"messages_table={runtime().settings.messages_table} "
+        f"connections_table={runtime().settings.connections_table}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,176 @@
+"""Feeds the messages table's stream to the broadcaster like Lambda's event source mapping.
+
+A thread reads every shard of the stream (shards open at start from LATEST, shards found later
+from TRIM_HORIZON), hands new records to the handler in batches of at most ``batch_size`` in
+the Lambda event shape, and honours the partial-failure answer (``batchItemFailures``): the
+batch is retried from the lowest failed sequence number, at most ``max_attempts`` times in all,
+then the failed records are logged and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from userstatus_local.events import LambdaContext, stream_record
+
+logger = logging.getLogger("userstatus_local.stream")
+
+BatchHandler = Callable[[Mapping[str, Any], object], Any]
+
+IDLE_POLL_SECONDS = 0.02
+SHARD_REFRESH_SECONDS = 5.0
+ERROR_BACKOFF_SECONDS = 1.0
+
+
+class StreamPoller:
+    """Polls one DynamoDB stream and invokes ``handler`` with its records."""
+
+    def __init__(
+        self,
+        streams_client: Any,
+        stream_arn: str,
+        handler: BatchHandler,
+        *,
+        function_name: str = "userstatus-local-broadcast",
+        batch_size: int = 100,
+        max_attempts: int = 3,
+    ) -> None:
+        self._client = streams_client
+        self._arn = stream_arn
+        self._handler = handler
+        self._function_name = function_name
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
+        self._iterators: dict[str, str] = {}
+        self._last_sequence: dict[str, str] = {}
+        self._known_shards: set[str] = set()
+
+    def start(self) -> None:
+        """Position at the end of every open shard, then poll in a thread."""
+        self._refresh_shards(initial=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling and wait for the current batch to finish."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        since_refresh = 0.0
+        while not self._stop.is_set():
+            try:
+                got_records = self._poll_once()
+                if since_refresh >= SHARD_REFRESH_SECONDS:
+                    self._refresh_shards(initial=False)
+                    since_refresh = 0.0
+            except Exception:
+                logger.exception("stream poll failed; retrying")
+                self._stop.wait(ERROR_BACKOFF_SECONDS)
+                self._reposition_all()
+                since_refresh += ERROR_BACKOFF_SECONDS
+                continue
+            if not got_records:
+                self._stop.wait(IDLE_POLL_SECONDS)
+                since_refresh += IDLE_POLL_SECONDS
+
+    def _poll_once(self) -> bool:
+        got_records = False
+        for shard_id, iterator in list(self._iterators.items()):
+            answer = self._client.get_records(ShardIterator=iterator, Limit=1000)
+            records = answer.get("Records") or []
+            next_iterator = answer.get("NextShardIterator")
+            if next_iterator:
+                self._iterators[shard_id] = next_iterator
+            else:
+                del self._iterators[shard_id]
+            if records:
+                got_records = True
+                self._deliver([stream_record(r, self._arn) for r in records])
+                self._last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+        return got_records
+
+    def _deliver(self, records: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(records), self._batch_size):
+            self._invoke_with_retries(list(records[start : start + self._batch_size]))
+
+    def _invoke_with_retries(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                answer = self._handler({"Records": batch}, LambdaContext(self._function_name))
+                failed = _failed_sequence_numbers(answer)
+            except Exception:
+                # A function error: Lambda retries the whole batch.
+                logger.exception("broadcast handler raised", extra={"attempt": attempt})
+                failed = [_sequence_number(batch[0])]
+            if not failed:
+                return
+            lowest = min(failed, key=_sequence_key)
+            batch = [
+                r for r in batch if _sequence_key(_sequence_number(r)) >= _sequence_key(lowest)
+            ]
+            if not batch:
+                return
+            logger.warning(
+                "batch item failures; retrying from the lowest",
+                extra={"attempt": attempt, "records_retried": len(batch)},
+            )
+        logger.error(
+            "records dropped after %d attempts",
+            self._max_attempts,
+            extra={"sequence_numbers": [_sequence_number(r) for r in batch]},
+        )
+
+    def _refresh_shards(self, *, initial: bool) -> None:
+        description = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id in self._known_shards:
+                continue
+            self._known_shards.add(shard_id)
+            closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
+            if initial and closed:
+                continue
+            self._iterators[shard_id] = self._iterator(
+                shard_id, "LATEST" if initial else "TRIM_HORIZON"
+            )
+
+    def _reposition_all(self) -> None:
+        """After an error (an expired iterator, say), resume after the last record handled."""
+        try:
+            for shard_id in list(self._iterators):
+                last = self._last_sequence.get(shard_id)
+                if last is None:
+                    self._iterators[shard_id] = self._iterator(shard_id, "LATEST")
+                else:
+                    self._iterators[shard_id] = self._iterator(
+                        shard_id, "AFTER_SEQUENCE_NUMBER", last
+                    )
+        except Exception:
+            logger.exception("could not reposition on the stream")
+
+    def _iterator(self, shard_id: str, kind: str, sequence_number: str | None = None) -> str:
+        request = {"StreamArn": self._arn, "ShardId": shard_id, "ShardIteratorType": kind}
+        if sequence_number is not None:
+            request["SequenceNumber"] = sequence_number
+        return str(self._client.get_shard_iterator(**request)["ShardIterator"])
+
+
+def _failed_sequence_numbers(answer: object) -> list[str]:
+    if not isinstance(answer, Mapping):
+        return []
+    failures = answer.get("batchItemFailures") or []
+    return [str(f.get("itemIdentifier", "")) for f in failures if isinstance(f, Mapping)]
+
+
+def _sequence_number(record: Mapping[str, Any]) -> str:
+    return str(record.get("dynamodb", {}).get("SequenceNumber", ""))
+
+
+def _sequence_key(sequence_number: str) -> tuple[int, str]:
+    return (int(sequence_number), "") if sequence_number.isdigit() else (0, sequence_number)
