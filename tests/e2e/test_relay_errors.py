@@ -1,0 +1,139 @@
+"""Bad input, unknown routes and protocol limits, answered the way API Gateway would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.e2e.wire import TIMEOUT, expect_silence, http, receive_json, subscribe
+from userstatus_local.process import RelayProcess
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"log_message": "no site"}, "site"),
+        ({"site": "bad site!", "log_message": "x"}, "site"),
+        ({"site": "tst"}, "log_message"),
+        ({"site": "tst", "log_message": "x", "log_level": "loud"}, "log_level"),
+        ({"site": "tst", "log_message": "x", "timestamp": 1.7e12}, "timestamp"),
+    ],
+)
+def test_bad_message_over_http_is_answered_400(
+    relay: RelayProcess, body: dict[str, object], field: str
+) -> None:
+    answer = http(
+        "POST",
+        relay.http_url + "/newlog",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert answer.status == 400
+    assert answer.json["field"] == field
+    assert answer.json["error"]
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_body_that_is_not_json_is_answered_400(relay: RelayProcess) -> None:
+    answer = http("POST", relay.http_url + "/newlog", b"site=tst", {"Content-Type": "text/plain"})
+    assert answer.status == 400
+    assert answer.json["field"] == "body"
+
+
+def test_binary_body_reaches_the_handler_base64_encoded(relay: RelayProcess, site: str) -> None:
+    # Given a content type API Gateway does not treat as text, the event carries the body
+    # base64-encoded with isBase64Encoded set; the handler decodes it.
+    body = json.dumps({"site": site, "log_message": "bytes"}).encode()
+    answer = http(
+        "POST", relay.http_url + "/newlog", body, {"Content-Type": "application/octet-stream"}
+    )
+    assert answer.status == 200, answer.text
+    assert answer.json["message"] == "bytes"
+
+
+def test_unknown_route_is_answered_404_json(relay: RelayProcess) -> None:
+    for method, path in [("GET", "/nowhere"), ("DELETE", "/newlog"), ("GET", "/newlog")]:
+        answer = http(method, relay.http_url + path)
+        assert answer.status == 404
+        assert answer.json == {"error": f"no route {method} {path}"}
+
+
+def test_preflight_is_answered_by_the_handler(relay: RelayProcess) -> None:
+    answer = http(
+        "OPTIONS",
+        relay.http_url + "/newlog",
+        headers={"Origin": "http://example.org", "Access-Control-Request-Method": "POST"},
+    )
+    assert answer.status == 204
+    assert "POST" in answer.headers["Access-Control-Allow-Methods"]
+
+
+def test_online_users_without_site_is_answered_400(relay: RelayProcess) -> None:
+    answer = http("GET", relay.http_url + "/onlineusers")
+    assert answer.status == 400
+    assert answer.json["field"] == "site"
+
+
+def test_bad_message_over_websocket_is_answered_with_an_error_frame(
+    relay: RelayProcess, site: str
+) -> None:
+    async def scenario() -> None:
+        async with subscribe(relay, site) as connection:
+            await connection.send(json.dumps({"action": "newlog", "site": site}))
+            error = await receive_json(connection)
+            assert error["status"] == 400
+            assert error["field"] == "log_message"
+            assert error["error"]
+            # Nothing was stored, so nothing is broadcast.
+            await expect_silence(connection, 0.3)
+
+    asyncio.run(scenario())
+
+
+def test_unknown_action_is_answered_by_the_default_route(relay: RelayProcess, site: str) -> None:
+    async def scenario() -> None:
+        async with subscribe(relay, site) as connection:
+            await connection.send(json.dumps({"action": "dance"}))
+            error = await receive_json(connection)
+            await connection.send("not json at all")
+            second = await receive_json(connection)
+        assert error["status"] == 400
+        assert error["supported_actions"] == ["newlog"]
+        assert "dance" in error["error"]
+        assert second["field"] == "action"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("query", ["", "?site=", "?site=bad%20site"])
+def test_connect_without_a_valid_site_is_rejected_400(relay: RelayProcess, query: str) -> None:
+    from websockets.asyncio.client import connect
+
+    async def scenario() -> None:
+        with pytest.raises(InvalidStatus) as rejected:
+            async with connect(f"{relay.ws_url}/{query}", open_timeout=TIMEOUT):
+                pass
+        assert rejected.value.response.status_code == 400
+        assert json.loads(rejected.value.response.body or b"{}")["field"] == "site"
+
+    asyncio.run(scenario())
+
+
+def test_frame_over_128_kb_closes_the_connection_with_1009(relay: RelayProcess, site: str) -> None:
+    async def scenario() -> None:
+        async with subscribe(relay, site) as connection:
+            await connection.send("x" * (128 * 1024 + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(connection.recv(), TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
+    asyncio.run(scenario())
+
+
+def test_plain_http_on_the_websocket_port_is_answered_426(relay: RelayProcess) -> None:
+    answer = http("GET", relay.ws_url.replace("ws://", "http://") + "/?site=tst")
+    assert answer.status == 426
