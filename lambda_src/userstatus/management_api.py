@@ -1,35 +1,38 @@
 """Posting to WebSocket connections through the API Gateway management API, concurrently.
 
-One ``ConnectionPoster`` lives per container: a pool of worker threads, each keeping its own
-HTTP/1.1 keep-alive connection to the endpoint, and requests signed with SigV4 (botocore's
-signer, service ``execute-api``). Posting through a boto3 ``apigatewaymanagementapi`` client
-costs several milliseconds of CPU per post; this path is the broadcaster's hot loop.
+One ``ConnectionPoster`` lives per container. It runs its own asyncio event loop and keeps a
+pool of HTTP/1.1 keep-alive connections to the endpoint across invocations; a broadcast runs
+``concurrency`` workers over them, each request signed with SigV4 (service ``execute-api``,
+see ``userstatus.sigv4``). A boto3 ``apigatewaymanagementapi`` client costs about 2 ms of CPU
+per post and threads add more; this path costs about 0.1 ms (see docs/performance.md).
+
+Outcomes per connection: 200 delivered; 410 gone (the caller forgets it); 429 and 5xx retried
+with jittered exponential backoff, at most ``MAX_ATTEMPTS`` tries; a connection closed before
+any answer is retried (the post was not taken). A timeout or a garbled answer is not retried:
+the post may have been delivered, and sending it again could deliver it twice.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import logging
 import random
 import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from userstatus.sigv4 import RequestSigner, payload_hash
 
 logger = logging.getLogger(__name__)
 
-# 429 and 5xx are retried with jittered exponential backoff, at most this many attempts a post.
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 0.05
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MAX_HEAD_BYTES = 64 * 1024
 
 CredentialsProvider = Callable[[], Any]
 
@@ -41,6 +44,23 @@ class FanoutResult:
     delivered: int = 0
     gone: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+
+class _NotSent(Exception):
+    """The connection closed before any answer: the post was not taken."""
+
+
+class _BadAnswer(Exception):
+    """The answer could not be parsed."""
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class ConnectionPoster:
@@ -56,70 +76,94 @@ class ConnectionPoster:
         timeout: float = 5.0,
     ) -> None:
         parts = urlsplit(endpoint)
-        self._scheme = parts.scheme
-        self._host = parts.netloc
-        self._base_url = endpoint.rstrip("/")
+        https = parts.scheme == "https"
+        self._host_header = parts.netloc
+        self._hostname = parts.hostname or ""
+        self._port = parts.port or (443 if https else 80)
+        self._ssl = ssl.create_default_context() if https else None
         self._path_prefix = parts.path.rstrip("/")
         self._region = region
         self._credentials = credentials
         self._concurrency = concurrency
         self._timeout = timeout
-        self._local = threading.local()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="post")
-        self._ssl = ssl.create_default_context() if self._scheme == "https" else None
+        self._signers: dict[Any, RequestSigner] = {}
+        self._idle: list[_Connection] = []
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
 
     def post_to_all(self, connection_ids: Iterable[str], payload: bytes) -> FanoutResult:
         """Post ``payload`` to every connection; never raises for a single connection."""
-        pending = deque(connection_ids)
+        ids = list(connection_ids)
+        if not ids:
+            return FanoutResult()
+        signer = self._signer()
+        with self._lock:
+            return self._loop.run_until_complete(self._fan_out(ids, payload, signer))
+
+    def close(self) -> None:
+        """Close pooled connections and the event loop."""
+        with self._lock:
+            for connection in self._idle:
+                connection.close()
+            self._idle.clear()
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+    def _signer(self) -> RequestSigner:
+        credentials = self._credentials()
+        signer = self._signers.get(credentials)
+        if signer is None:
+            signer = RequestSigner(
+                credentials.access_key,
+                credentials.secret_key,
+                credentials.token,
+                region=self._region,
+            )
+            self._signers = {credentials: signer}
+        return signer
+
+    async def _fan_out(self, ids: list[str], payload: bytes, signer: RequestSigner) -> FanoutResult:
+        pending = deque(ids)
         result = FanoutResult()
-        if not pending:
-            return result
-        signer = SigV4Auth(self._credentials(), "execute-api", self._region)
-        lock = threading.Lock()
+        body_hash = payload_hash(payload)
 
-        def drain() -> None:
-            while True:
-                try:
-                    connection_id = pending.popleft()
-                except IndexError:
-                    return
-                outcome = self._post_with_retries(signer, connection_id, payload)
-                with lock:
-                    if outcome == 200:
-                        result.delivered += 1
-                    elif outcome == 410:
-                        result.gone.append(connection_id)
-                    else:
-                        result.failed.append(connection_id)
+        async def drain() -> None:
+            while pending:
+                connection_id = pending.popleft()
+                status = await self._post_with_retries(signer, connection_id, payload, body_hash)
+                if status == 200:
+                    result.delivered += 1
+                elif status == 410:
+                    result.gone.append(connection_id)
+                else:
+                    result.failed.append(connection_id)
 
-        workers = [self._pool.submit(drain) for _ in range(min(self._concurrency, len(pending)))]
-        for worker in workers:
-            worker.result()
+        await asyncio.gather(*(drain() for _ in range(min(self._concurrency, len(ids)))))
+        await asyncio.sleep(0)  # let transports closed above finish closing
         return result
 
-    def _post_with_retries(self, signer: SigV4Auth, connection_id: str, payload: bytes) -> int:
+    async def _post_with_retries(
+        self, signer: RequestSigner, connection_id: str, payload: bytes, body_hash: str
+    ) -> int:
         status = 0
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
-                time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
+                await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
             try:
-                status = self._post(signer, connection_id, payload)
-            except ConnectionError as error:
-                # Refused, reset or closed before answering (a stale keep-alive connection):
-                # the post was not taken, so it is safe to send again.
-                logger.info(
-                    "post retried", extra={"connection_id": connection_id, "error": repr(error)}
+                status = await asyncio.wait_for(
+                    self._post(signer, connection_id, payload, body_hash), self._timeout
                 )
-                self._drop_connection()
+            except _NotSent as error:
+                logger.info(
+                    "post retried",
+                    extra={"connection_id": connection_id, "error": repr(error.__cause__)},
+                )
                 status = 0
                 continue
-            except (OSError, http.client.HTTPException) as error:
-                # A timeout or garbled answer: the post may have been delivered; sending it again
-                # could deliver it twice, so give up on this connection for this message.
+            except (OSError, TimeoutError, _BadAnswer) as error:
                 logger.warning(
                     "post failed", extra={"connection_id": connection_id, "error": repr(error)}
                 )
-                self._drop_connection()
                 return 0
             if status not in _RETRY_STATUSES:
                 break
@@ -127,37 +171,101 @@ class ConnectionPoster:
             logger.warning("post gave up", extra={"connection_id": connection_id, "status": status})
         return status
 
-    def _post(self, signer: SigV4Auth, connection_id: str, payload: bytes) -> int:
+    async def _post(
+        self, signer: RequestSigner, connection_id: str, payload: bytes, body_hash: str
+    ) -> int:
         path = f"{self._path_prefix}/@connections/{quote(connection_id, safe='')}"
-        request = AWSRequest(
-            method="POST",
-            url=f"{self._scheme}://{self._host}{path}",
-            data=payload,
-            headers={"Content-Type": "application/json"},
+        headers = signer.sign("POST", self._host_header, path, body_hash)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            + "\r\n"
         )
-        signer.add_auth(request)
-        connection = self._connection()
-        connection.request("POST", path, body=payload, headers=dict(request.headers.items()))
-        response = connection.getresponse()
-        response.read()
-        if response.will_close:
-            self._drop_connection()
-        return response.status
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            if self._ssl is not None:
-                connection = http.client.HTTPSConnection(
-                    self._host, timeout=self._timeout, context=self._ssl
-                )
-            else:
-                connection = http.client.HTTPConnection(self._host, timeout=self._timeout)
-            self._local.connection = connection
-        return connection
-
-    def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        try:
+            connection = await self._checkout()
+        except ConnectionError as error:
+            raise _NotSent() from error
+        try:
+            connection.writer.write(head.encode() + payload)
+            status, keep_alive = await _read_answer(connection.reader)
+        except asyncio.IncompleteReadError as error:
             connection.close()
-            self._local.connection = None
+            if error.partial:
+                raise _BadAnswer("answer cut short") from error
+            raise _NotSent() from error
+        except ConnectionError as error:
+            connection.close()
+            raise _NotSent() from error
+        except BaseException:
+            connection.close()
+            raise
+        if keep_alive:
+            self._idle.append(connection)
+        else:
+            connection.close()
+        return status
+
+    async def _checkout(self) -> _Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.reader.at_eof() and not connection.writer.is_closing():
+                return connection
+            connection.close()
+        reader, writer = await asyncio.open_connection(
+            self._hostname,
+            self._port,
+            ssl=self._ssl,
+            server_hostname=self._hostname if self._ssl else None,
+            limit=_MAX_HEAD_BYTES,
+        )
+        return _Connection(reader, writer)
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response; return its status and whether the connection stays open."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head[:-4].split(b"\r\n")
+        version, status_text = lines[0].split(b" ", 2)[:2]
+        status = int(status_text)
+    except (asyncio.LimitOverrunError, ValueError) as error:
+        raise _BadAnswer("unreadable answer") from error
+    keep_alive = version == b"HTTP/1.1"
+    length: int | None = None
+    chunked = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        value = value.strip().lower()
+        if name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError as error:
+                raise _BadAnswer("bad content-length") from error
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            keep_alive = value == b"keep-alive" or (keep_alive and value != b"close")
+    if chunked:
+        await _skip_chunks(reader)
+    elif length is not None:
+        await reader.readexactly(length)
+    else:
+        await reader.read()
+        keep_alive = False
+    return status, keep_alive
+
+
+async def _skip_chunks(reader: asyncio.StreamReader) -> None:
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError as error:
+            raise _BadAnswer("bad chunk size") from error
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass
+            return
+        await reader.readexactly(size + 2)

@@ -49,6 +49,8 @@ def env(monkeypatch: pytest.MonkeyPatch, management_api: FakeManagementApi) -> I
     monkeypatch.setattr(boto3.session, "Session", _session_with_shared_loader)
     runtime.cache_clear()
     yield
+    if runtime.cache_info().currsize and "poster" in vars(runtime()):
+        runtime().poster.close()
     runtime.cache_clear()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from botocore.credentials import Credentials
@@ -13,13 +14,15 @@ from userstatus.management_api import ConnectionPoster
 
 
 @pytest.fixture
-def poster(management_api: FakeManagementApi) -> ConnectionPoster:
-    return ConnectionPoster(
+def poster(management_api: FakeManagementApi) -> Iterator[ConnectionPoster]:
+    poster = ConnectionPoster(
         management_api.endpoint,
         region="us-east-1",
         credentials=lambda: Credentials("AKIDEXAMPLE", "secret", "token"),
         concurrency=8,
     )
+    yield poster
+    poster.close()
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +97,7 @@ def test_an_unreachable_endpoint_fails_every_post_without_raising() -> None:
         concurrency=2,
     )
     result = poster.post_to_all(["a=", "b="], b"{}")
+    poster.close()
     assert (result.delivered, sorted(result.failed)) == (0, ["a=", "b="])
 
 
