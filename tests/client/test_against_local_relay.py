@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.test_client_cli import LineReader
+from tests.client.streams import LineReader
 from userstatus_client import UserStatusHandler, send
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]

@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
+from tests.client.streams import LineReader
 from tests.fakes.fake_relay import FakeRelay
 from userstatus_client.cli import main
 
@@ -108,34 +108,6 @@ def test_help_runs_as_a_module(client_env: dict[str, str]) -> None:
     assert done.returncode == 0
     for option in ("--site", "--since", "--url", "--ws-url", "--color", "USERSTATUS_WS_URL"):
         assert option in done.stdout
-
-
-class LineReader:
-    """Reads a subprocess pipe in a thread so tests can wait for a line with a timeout."""
-
-    def __init__(self, stream: io.TextIOBase) -> None:
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: io.TextIOBase) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    def wait_for(self, text: str, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    if text in line:
-                        return line
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{text!r} not printed within {timeout} s: {self.lines}")
-                self._changed.wait(remaining)
 
 
 def test_tail_command_prints_history_then_live_reconnects_and_stops_on_ctrl_c(
