@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -263,3 +265,26 @@ def test_close_gives_up_after_its_timeout_and_counts_what_was_left(
     logger.info("after close")
     assert handler.dropped == 1
     relay.release_requests()
+
+
+def test_records_are_flushed_when_the_program_exits_without_closing(
+    relay: FakeRelay, client_env: dict[str, str]
+) -> None:
+    # Given a program that logs and exits without closing its handler
+    program = (
+        "import logging, userstatus_client\n"
+        f"handler = userstatus_client.UserStatusHandler('tst', {relay.url!r})\n"
+        "logging.basicConfig(level=logging.INFO, handlers=[handler])\n"
+        "for n in range(50): logging.info('exiting %d', n)\n"
+    )
+    done = subprocess.run(  # noqa: S603 (this interpreter, fixed program)
+        [sys.executable, "-c", program],
+        env=client_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    # Then logging's shutdown at exit closed the handler, which sent everything
+    assert done.returncode == 0, done.stderr
+    assert relay.messages() == [f"INFO:root:exiting {n}" for n in range(50)]  # basicConfig format
