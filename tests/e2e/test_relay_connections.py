@@ -5,37 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.parse
 from typing import Any
 
 from tests.e2e.wire import (
     TIMEOUT,
     apost,
     await_until,
+    connection_ids,
     dynamodb,
     http,
+    management_url,
     online_users,
     receive_json,
     subscribe,
     wait_until,
 )
 from userstatus_local.process import RelayProcess
-
-
-def connection_ids(relay: RelayProcess, site: str) -> list[str]:
-    """Connection ids stored for a site, read straight from the embedded DynamoDB."""
-    answer = dynamodb(relay).query(
-        TableName=relay.connections_table,
-        KeyConditionExpression="site = :site",
-        ExpressionAttributeValues={":site": {"S": site}},
-    )
-    return sorted(item["connection_id"]["S"] for item in answer["Items"])
-
-
-def management_url(relay: RelayProcess, connection_id: str, stage: str = "local") -> str:
-    base = relay.ws_url.replace("ws://", "http://")
-    prefix = f"/{stage}" if stage else ""
-    return f"{base}{prefix}/@connections/{urllib.parse.quote(connection_id, safe='')}"
 
 
 def test_disconnect_removes_the_connection(relay: RelayProcess, site: str) -> None:

@@ -134,3 +134,20 @@ def dynamodb(relay: RelayProcess) -> Any:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+def connection_ids(relay: RelayProcess, site: str) -> list[str]:
+    """Connection ids stored for a site, read straight from the embedded DynamoDB."""
+    answer = dynamodb(relay).query(
+        TableName=relay.connections_table,
+        KeyConditionExpression="site = :site",
+        ExpressionAttributeValues={":site": {"S": site}},
+    )
+    return sorted(item["connection_id"]["S"] for item in answer["Items"])
+
+
+def management_url(relay: RelayProcess, connection_id: str, stage: str = "local") -> str:
+    """The management API URL of a connection, under a stage prefix unless ``stage`` is empty."""
+    base = relay.ws_url.replace("ws://", "http://")
+    prefix = f"/{stage}" if stage else ""
+    return f"{base}{prefix}/@connections/{urllib.parse.quote(connection_id, safe='')}"
