@@ -163,7 +163,10 @@ class UserStatusHandler(logging.Handler):
                 self._cond.wait(remaining)
 
     def close(self) -> None:
-        """Send what is queued, waiting at most ``close_timeout``, then stop the thread."""
+        """Send what is queued for at most ``close_timeout``, then stop the thread.
+
+        A request already in flight then gets at most its own ``timeout`` to finish.
+        """
         with self._cond:
             already_closing = self._closing
             self._closing = True
@@ -256,11 +259,11 @@ class UserStatusHandler(logging.Handler):
 
     def _report_totals(self) -> None:
         stats = self.stats()
-        if stats.dropped or stats.rejected or stats.abandoned:
+        if stats.dropped or stats.rejected or stats.abandoned or stats.queued:
             _warn(
                 f"handler for site {self.site!r} closed: {stats.sent} sent, "
                 f"{stats.dropped} dropped (queue full), {stats.rejected} rejected, "
-                f"{stats.abandoned} not sent before the close timeout"
+                f"{stats.abandoned + stats.queued} not sent before the close timeout"
             )
 
 
