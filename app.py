@@ -8,6 +8,7 @@ cdk-nag AwsSolutions checks, so a synth with an unacknowledged finding fails.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
@@ -16,7 +17,7 @@ from aws_cdk import App, RemovalPolicy, Validations
 from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
 
-from userstatus_stack.config import StageConfig
+from userstatus_stack.config import SharedDomain, StageConfig
 from userstatus_stack.stack import UserStatusStack, stack_name
 
 DEFAULT_STAGE = "dev"
@@ -45,20 +46,30 @@ STAGES: dict[str, StageConfig] = {
 }
 
 
+# The existing URLs are https://logs.photonranch.org/<key>/newlog; prod owns the domain name.
+API_MAPPING_KEYS: dict[str, str] = {"dev": "dev", "prod": "logs"}
+DOMAIN_OWNER_STAGE = "prod"
+LOGS_DOMAIN: SharedDomain | None = None
+
+
 class UnknownStageError(ValueError):
     """``-c stage=...`` names no configured stage."""
 
 
-def stage_config(stage: str) -> StageConfig:
-    """The configuration of ``stage``; a clear error naming the valid stages otherwise."""
+def stage_config(stage: str, domain: SharedDomain | None = LOGS_DOMAIN) -> StageConfig:
+    """The configuration of ``stage`` (mapped on ``domain`` if given); clear error if unknown."""
     try:
-        return STAGES[stage]
+        config = STAGES[stage]
     except KeyError:
-        valid = ", ".join(sorted(STAGES))
         raise UnknownStageError(
-            f"unknown stage {stage!r}: use -c stage=<{'|'.join(sorted(STAGES))}> "
-            f"(configured stages: {valid})"
+            f"unknown stage {stage!r}: use -c stage=<{'|'.join(sorted(STAGES))}>"
         ) from None
+    if domain is None:
+        return config
+    custom_domain = domain.for_stage(
+        API_MAPPING_KEYS[stage], owns_domain=stage == DOMAIN_OWNER_STAGE
+    )
+    return replace(config, custom_domain=custom_domain)
 
 
 def build(app: App, config: StageConfig) -> UserStatusStack:

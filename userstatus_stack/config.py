@@ -53,6 +53,27 @@ class CustomDomain:
 
 
 @dataclass(frozen=True)
+class SharedDomain:
+    """One custom domain name that several stages map their HTTP API under."""
+
+    domain_name: str
+    certificate_arn: str
+    hosted_zone_id: str
+    hosted_zone_name: str
+
+    def for_stage(self, api_mapping_key: str, *, owns_domain: bool) -> CustomDomain:
+        """This domain as one stage sees it."""
+        return CustomDomain(
+            domain_name=self.domain_name,
+            certificate_arn=self.certificate_arn,
+            hosted_zone_id=self.hosted_zone_id,
+            hosted_zone_name=self.hosted_zone_name,
+            api_mapping_key=api_mapping_key,
+            owns_domain=owns_domain,
+        )
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything that differs between stages; defaults are the dev values."""
 

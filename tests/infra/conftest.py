@@ -1,0 +1,53 @@
+"""Fixtures: each stage's stack is synthesized once per test session (jsii makes synth slow)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+import app as cdk_app
+from tests.infra.infra_stacks import (
+    STAGES,
+    TEST_ALARM_TOPIC,
+    TEST_DOMAIN,
+    Synthesized,
+    synthesize_stage,
+)
+from userstatus_stack.config import StageConfig
+
+
+@pytest.fixture(scope="session")
+def synthesize() -> Callable[[StageConfig], Synthesized]:
+    """Synthesize a stage config (cached: each distinct config is synthesized once)."""
+    return functools.cache(synthesize_stage)
+
+
+@pytest.fixture(scope="session", params=STAGES)
+def stage(request: pytest.FixtureRequest) -> str:
+    """Each configured stage in turn."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def synthesized(stage: str, synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized:
+    """The stack of the stage under test, exactly as ``cdk synth -c stage=...`` builds it."""
+    return synthesize(cdk_app.stage_config(stage))
+
+
+@pytest.fixture(scope="session")
+def iam_variant(synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized:
+    """dev with ``post_auth='iam'`` and an alarm topic."""
+    config = replace(cdk_app.stage_config("dev"), post_auth="iam", alarm_topic_arn=TEST_ALARM_TOPIC)
+    return synthesize(config)
+
+
+@pytest.fixture(scope="session", params=STAGES)
+def domain_variant(
+    request: pytest.FixtureRequest, synthesize: Callable[[StageConfig], Synthesized]
+) -> Synthesized:
+    """Each stage with the custom domain switched on."""
+    return synthesize(cdk_app.stage_config(request.param, domain=TEST_DOMAIN))

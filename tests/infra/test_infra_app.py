@@ -1,0 +1,79 @@
+"""app.py: stage selection, stage differences and the config's validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from aws_cdk import RemovalPolicy
+
+import app as cdk_app
+from tests.infra.infra_stacks import REPO_ROOT, TEST_DOMAIN, cdk_json_context
+from userstatus_stack.config import StageConfig, StageConfigError
+from userstatus_stack.stack import stack_name
+
+
+def test_unknown_stage_is_a_clear_error() -> None:
+    with pytest.raises(cdk_app.UnknownStageError, match=r"unknown stage 'qa'.*dev\|prod"):
+        cdk_app.stage_config("qa")
+
+
+def test_app_exits_with_the_error_for_an_unknown_stage() -> None:
+    context = {**cdk_json_context(), "stage": "qa"}
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps(context)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "unknown stage 'qa'" in result.stderr
+
+
+def test_stack_name_carries_the_stage() -> None:
+    assert stack_name("prod") == "photonranch-userstatus-prod"
+
+
+def test_prod_retains_and_dev_destroys() -> None:
+    assert cdk_app.stage_config("prod").removal_policy == RemovalPolicy.RETAIN
+    assert cdk_app.stage_config("dev").removal_policy == RemovalPolicy.DESTROY
+
+
+def test_stages_are_open_to_posts_and_have_no_domain_by_default() -> None:
+    for stage in cdk_app.STAGES:
+        config = cdk_app.stage_config(stage)
+        assert config.post_auth == "none"
+        assert config.custom_domain is None
+
+
+def test_domain_mapping_keys_match_the_existing_urls() -> None:
+    prod = cdk_app.stage_config("prod", domain=TEST_DOMAIN).custom_domain
+    dev = cdk_app.stage_config("dev", domain=TEST_DOMAIN).custom_domain
+    assert prod is not None
+    assert dev is not None
+    assert (prod.api_mapping_key, prod.owns_domain) == ("logs", True)
+    assert (dev.api_mapping_key, dev.owns_domain) == ("dev", False)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"post_auth": "cognito"},
+        {"cors_allowed_origins": ()},
+        {"broadcast_batching_window_seconds": 301},
+        {"broadcast_max_record_age_seconds": 10},
+        {"api_timeout_seconds": 30},
+        {"stage": "Prod!"},
+        {"alarm_topic_arn": "ops-topic"},
+    ],
+)
+def test_invalid_stage_config_is_rejected(change: dict[str, object]) -> None:
+    with pytest.raises(StageConfigError):
+        replace(StageConfig(stage="dev"), **change)  # type: ignore[arg-type]

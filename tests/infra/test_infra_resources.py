@@ -1,0 +1,399 @@
+"""Properties of the synthesized resources that matter: runtime, keys, stream, retries, IAM."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from aws_cdk.assertions import Capture, Match
+
+from tests.infra.infra_stacks import Synthesized
+from tests.infra.infra_template import function_by_handler, properties, resources, role_statements
+from userstatus.keys import CONNECTIONS, CONNECTIONS_BY_ID_INDEX, MESSAGES
+from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
+
+HANDLERS = {HTTP_HANDLER, WEBSOCKET_HANDLER, BROADCAST_HANDLER}
+DELETION_POLICY = {RemovalPolicy.DESTROY: "Delete", RemovalPolicy.RETAIN: "Retain"}
+RETENTION_IN_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.THREE_MONTHS: 90}
+
+
+def test_every_function_is_python_3_14_on_arm64_with_json_logs(synthesized: Synthesized) -> None:
+    functions = resources(synthesized.json, "AWS::Lambda::Function")
+    assert {f["Properties"]["Handler"] for f in functions.values()} == HANDLERS
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.14"
+        assert props["Architectures"] == ["arm64"]
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert "Layers" not in props
+
+
+def test_functions_share_one_code_asset(synthesized: Synthesized) -> None:
+    codes = {
+        json.dumps(f["Properties"]["Code"], sort_keys=True)
+        for f in resources(synthesized.json, "AWS::Lambda::Function").values()
+    }
+    assert len(codes) == 1
+    assert json.loads(codes.pop())["S3Key"].endswith(".zip")
+
+
+def test_each_function_logs_to_its_own_log_group_with_stage_retention(
+    synthesized: Synthesized,
+) -> None:
+    log_groups = resources(synthesized.json, "AWS::Logs::LogGroup")
+    functions = resources(synthesized.json, "AWS::Lambda::Function").values()
+    own_groups = {f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions}
+    assert len(own_groups) == len(functions)
+    expected_days = RETENTION_IN_DAYS[synthesized.config.log_retention]
+    expected_policy = DELETION_POLICY[synthesized.config.removal_policy]
+    for logical_id, log_group in log_groups.items():
+        assert log_group["Properties"]["RetentionInDays"] == expected_days, logical_id
+        assert log_group["DeletionPolicy"] == expected_policy, logical_id
+    assert own_groups <= set(log_groups)
+
+
+def test_function_environment(synthesized: Synthesized) -> None:
+    config = synthesized.config
+    messages = synthesized.logical_id(synthesized.stack.storage.messages_table)
+    connections = synthesized.logical_id(synthesized.stack.storage.connections_table)
+    common = {
+        "MESSAGES_TABLE": {"Ref": messages},
+        "CONNECTIONS_TABLE": {"Ref": connections},
+        "MESSAGE_RETENTION_DAYS": str(config.message_retention_days),
+        "CORS_ALLOWED_ORIGINS": ",".join(config.cors_allowed_origins),
+    }
+    for handler in (HTTP_HANDLER, WEBSOCKET_HANDLER):
+        synthesized.template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {"Handler": handler, "Environment": {"Variables": Match.exact(common)}},
+        )
+    endpoint = Capture()
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": BROADCAST_HANDLER,
+            "Environment": {
+                "Variables": {
+                    **common,
+                    "BROADCAST_CONCURRENCY": str(config.broadcast_concurrency),
+                    "WEBSOCKET_MANAGEMENT_ENDPOINT": endpoint,
+                }
+            },
+        },
+    )
+    websocket_api = synthesized.logical_id(synthesized.stack.websocket_api.api)
+    separator, parts = endpoint.as_object()["Fn::Join"]
+    assert separator == ""
+    assert parts[0] == "https://"
+    assert parts[1] == {"Ref": websocket_api}
+    assert parts[2] == ".execute-api."
+    assert parts[-1] == f"/{config.stage}"
+
+
+def test_memory_and_timeouts_follow_the_stage(synthesized: Synthesized) -> None:
+    config = synthesized.config
+    for handler, memory, timeout in (
+        (HTTP_HANDLER, config.api_memory_mb, config.api_timeout_seconds),
+        (WEBSOCKET_HANDLER, config.api_memory_mb, config.api_timeout_seconds),
+        (BROADCAST_HANDLER, config.broadcast_memory_mb, config.broadcast_timeout_seconds),
+    ):
+        synthesized.template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {"Handler": handler, "MemorySize": memory, "Timeout": timeout},
+        )
+
+
+def test_messages_table_keys_ttl_stream_and_encryption(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "Properties": {
+                "KeySchema": [
+                    {"AttributeName": MESSAGES.partition_key.name, "KeyType": "HASH"},
+                    {"AttributeName": MESSAGES.sort_key.name, "KeyType": "RANGE"},
+                ],
+                "TimeToLiveSpecification": {
+                    "AttributeName": MESSAGES.ttl_attribute,
+                    "Enabled": True,
+                },
+                "StreamSpecification": {"StreamViewType": "NEW_IMAGE"},
+                "BillingMode": "PAY_PER_REQUEST",
+                "SSESpecification": {"SSEEnabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            },
+            "DeletionPolicy": DELETION_POLICY[synthesized.config.removal_policy],
+        },
+    )
+
+
+def test_connections_table_keys_index_and_ttl(synthesized: Synthesized) -> None:
+    (index,) = CONNECTIONS.indexes
+    assert index.name == CONNECTIONS_BY_ID_INDEX
+    synthesized.template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "Properties": {
+                "KeySchema": [
+                    {"AttributeName": CONNECTIONS.partition_key.name, "KeyType": "HASH"},
+                    {"AttributeName": CONNECTIONS.sort_key.name, "KeyType": "RANGE"},
+                ],
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": index.name,
+                        "KeySchema": [
+                            {"AttributeName": index.partition_key.name, "KeyType": "HASH"}
+                        ],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                ],
+                "TimeToLiveSpecification": {
+                    "AttributeName": CONNECTIONS.ttl_attribute,
+                    "Enabled": True,
+                },
+                "StreamSpecification": Match.absent(),
+                "BillingMode": "PAY_PER_REQUEST",
+                "SSESpecification": {"SSEEnabled": True},
+            },
+            "DeletionPolicy": DELETION_POLICY[synthesized.config.removal_policy],
+        },
+    )
+
+
+def test_broadcaster_reads_inserts_only_with_bounded_retries(synthesized: Synthesized) -> None:
+    config = synthesized.config
+    stack = synthesized.stack
+    destination = Capture()
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {
+                "Fn::GetAtt": [synthesized.logical_id(stack.storage.messages_table), "StreamArn"]
+            },
+            "FunctionName": {"Ref": synthesized.logical_id(stack.broadcaster.function)},
+            "FilterCriteria": {
+                "Filters": [
+                    {"Pattern": json.dumps({"eventName": ["INSERT"]}, separators=(",", ":"))}
+                ]
+            },
+            "StartingPosition": "LATEST",
+            "BatchSize": config.broadcast_batch_size,
+            "MaximumBatchingWindowInSeconds": config.broadcast_batching_window_seconds,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": config.broadcast_retry_attempts,
+            "MaximumRecordAgeInSeconds": config.broadcast_max_record_age_seconds,
+            "DestinationConfig": {"OnFailure": {"Destination": destination}},
+        },
+    )
+    queue_id = synthesized.logical_id(stack.broadcaster.failure_queue)
+    assert destination.as_object() == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_failure_queue_is_encrypted_and_ssl_only(synthesized: Synthesized) -> None:
+    queue_id = synthesized.logical_id(synthesized.stack.broadcaster.failure_queue)
+    assert properties(synthesized.json, queue_id)["SqsManagedSseEnabled"] is True
+    synthesized.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "Queues": [{"Ref": queue_id}],
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_http_api_cors_and_throttled_default_stage(synthesized: Synthesized) -> None:
+    config = synthesized.config
+    synthesized.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Api",
+        {
+            "ProtocolType": "HTTP",
+            "CorsConfiguration": {
+                "AllowOrigins": list(config.cors_allowed_origins),
+                "AllowMethods": ["GET", "OPTIONS", "POST"],
+            },
+        },
+    )
+    access_format = Capture()
+    synthesized.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": "$default",
+            "AutoDeploy": True,
+            "DefaultRouteSettings": {
+                "ThrottlingRateLimit": config.throttle_rate_limit,
+                "ThrottlingBurstLimit": config.throttle_burst_limit,
+            },
+            "AccessLogSettings": {
+                "DestinationArn": {
+                    "Fn::GetAtt": [
+                        synthesized.logical_id(synthesized.stack.http_api.access_logs),
+                        "Arn",
+                    ]
+                },
+                "Format": access_format,
+            },
+        },
+    )
+    assert json.loads(access_format.as_string())["requestId"] == "$context.requestId"
+
+
+def test_websocket_stage_is_named_after_the_stage_and_throttled(
+    synthesized: Synthesized,
+) -> None:
+    config = synthesized.config
+    access_format = Capture()
+    synthesized.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": config.stage,
+            "AutoDeploy": True,
+            "DefaultRouteSettings": {
+                "ThrottlingRateLimit": config.throttle_rate_limit,
+                "ThrottlingBurstLimit": config.throttle_burst_limit,
+            },
+            "AccessLogSettings": {
+                "DestinationArn": {
+                    "Fn::GetAtt": [
+                        synthesized.logical_id(synthesized.stack.websocket_api.access_logs),
+                        "Arn",
+                    ]
+                },
+                "Format": access_format,
+            },
+        },
+    )
+    assert json.loads(access_format.as_string())["connectionId"] == "$context.connectionId"
+
+
+def _names(synthesized: Synthesized, function_id: str) -> dict[str, str]:
+    stack = synthesized.stack
+    log_group = properties(synthesized.json, function_id)["LoggingConfig"]["LogGroup"]["Ref"]
+    return {
+        synthesized.logical_id(stack.storage.messages_table): "messages",
+        synthesized.logical_id(stack.storage.connections_table): "connections",
+        synthesized.logical_id(stack.broadcaster.failure_queue): "failure_queue",
+        synthesized.logical_id(stack.websocket_api.api): "websocket_api",
+        log_group: "own_log_group",
+    }
+
+
+LOGS = (("logs:CreateLogStream", "logs:PutLogEvents"), ("own_log_group.Arn",))
+CONNECTIONS_AND_INDEX = ("connections.Arn", "connections.Arn/index/*")
+
+
+def _statements(synthesized: Synthesized, handler: str) -> set[tuple[tuple[str, ...], ...]]:
+    function_id = function_by_handler(synthesized.json)[handler]
+    return role_statements(synthesized.json, function_id, _names(synthesized, function_id))
+
+
+def test_http_function_iam_statements(synthesized: Synthesized) -> None:
+    assert _statements(synthesized, HTTP_HANDLER) == {
+        LOGS,
+        (("dynamodb:PutItem", "dynamodb:Query"), ("messages.Arn",)),
+        (("dynamodb:Query",), CONNECTIONS_AND_INDEX),
+    }
+
+
+def test_websocket_function_iam_statements(synthesized: Synthesized) -> None:
+    assert _statements(synthesized, WEBSOCKET_HANDLER) == {
+        LOGS,
+        (("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"), CONNECTIONS_AND_INDEX),
+        (("dynamodb:PutItem",), ("messages.Arn",)),
+    }
+
+
+def test_broadcast_function_iam_statements(synthesized: Synthesized) -> None:
+    stage = synthesized.config.stage
+    assert _statements(synthesized, BROADCAST_HANDLER) == {
+        LOGS,
+        (("dynamodb:DeleteItem", "dynamodb:Query"), CONNECTIONS_AND_INDEX),
+        (
+            ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"),
+            ("messages.StreamArn",),
+        ),
+        (("dynamodb:ListStreams",), ("*",)),
+        (
+            ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
+            ("failure_queue.Arn",),
+        ),
+        (
+            ("execute-api:ManageConnections",),
+            (
+                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                f"websocket_api/{stage}/*/@connections/*",
+            ),
+        ),
+    }
+
+
+def test_roles_carry_no_managed_policies(synthesized: Synthesized) -> None:
+    roles = resources(synthesized.json, "AWS::IAM::Role")
+    assert len(roles) == len(HANDLERS)
+    for role in roles.values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+            }
+        ]
+
+
+def test_alarms_cover_failures_errors_throttles_and_5xx(synthesized: Synthesized) -> None:
+    alarms = resources(synthesized.json, "AWS::CloudWatch::Alarm").values()
+    metrics = sorted((a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms)
+    assert metrics == sorted(
+        [
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+            *[("AWS/Lambda", "Errors")] * 3,
+            *[("AWS/Lambda", "Throttles")] * 3,
+            ("AWS/Lambda", "IteratorAge"),
+            ("AWS/ApiGateway", "5xx"),
+            ("AWS/ApiGateway", "IntegrationError"),
+            ("AWS/ApiGateway", "ExecutionError"),
+        ]
+    )
+    queue_id = synthesized.logical_id(synthesized.stack.broadcaster.failure_queue)
+    synthesized.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}],
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+    for alarm in alarms:
+        assert "AlarmActions" not in alarm["Properties"]
+
+
+def test_outputs(synthesized: Synthesized) -> None:
+    outputs = synthesized.json["Outputs"]
+    assert set(outputs) == {
+        "HttpApiUrl",
+        "WebSocketUrl",
+        "MessagesTableName",
+        "ConnectionsTableName",
+    }
+    stack = synthesized.stack
+    assert outputs["MessagesTableName"]["Value"] == {
+        "Ref": synthesized.logical_id(stack.storage.messages_table)
+    }
+    assert outputs["ConnectionsTableName"]["Value"] == {
+        "Ref": synthesized.logical_id(stack.storage.connections_table)
+    }
+    assert outputs["WebSocketUrl"]["Value"]["Fn::Join"][1][0] == "wss://"
+    assert outputs["HttpApiUrl"]["Value"]["Fn::Join"][1][0] == "https://"
