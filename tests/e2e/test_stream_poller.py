@@ -1,0 +1,152 @@
+"""The stream poller against a scripted stream: batches, event shape, partial-failure retries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.e2e.wire import wait_until
+from userstatus_local.stream_poller import StreamPoller
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/m/stream/label"
+
+
+def stream_record(sequence_number: int) -> dict[str, Any]:
+    """A record as moto's get_records answers it."""
+    return {
+        "eventID": f"event-{sequence_number}",
+        "eventName": "INSERT",
+        "eventVersion": "1.0",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": datetime(2026, 1, 1, tzinfo=UTC),
+            "Keys": {"site": {"S": "tst"}, "sk": {"S": str(sequence_number)}},
+            "NewImage": {"site": {"S": "tst"}, "sk": {"S": str(sequence_number)}},
+            "SequenceNumber": str(sequence_number),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_IMAGE",
+        },
+    }
+
+
+class ScriptedStream:
+    """One shard that returns the given records once, then nothing."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self._pending = [records]
+        self.iterator_types: list[str] = []
+
+    def describe_stream(self, StreamArn: str) -> dict[str, Any]:
+        shard = {"ShardId": "shard-1", "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
+        return {"StreamDescription": {"StreamArn": StreamArn, "Shards": [shard]}}
+
+    def get_shard_iterator(self, **request: str) -> dict[str, str]:
+        self.iterator_types.append(request["ShardIteratorType"])
+        return {"ShardIterator": "iterator"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        records = self._pending.pop() if self._pending else []
+        return {"Records": records, "NextShardIterator": ShardIterator}
+
+
+class RecordingHandler:
+    """A broadcast handler that fails the given sequence numbers a number of times."""
+
+    def __init__(self, fail: Mapping[str, int] | None = None) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.contexts: list[Any] = []
+        self._failures_left = dict(fail or {})
+
+    def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        records = list(event["Records"])
+        self.batches.append(records)
+        self.contexts.append(context)
+        failed = []
+        for record in records:
+            number = record["dynamodb"]["SequenceNumber"]
+            if self._failures_left.get(number, 0) > 0:
+                self._failures_left[number] -= 1
+                failed.append({"itemIdentifier": number})
+        return {"batchItemFailures": failed}
+
+
+def run_poller(
+    records: list[dict[str, Any]], handler: RecordingHandler, calls: int
+) -> ScriptedStream:
+    stream = ScriptedStream(records)
+    poller = StreamPoller(stream, ARN, handler, batch_size=100, max_attempts=3)
+    poller.start()
+    try:
+        wait_until(lambda: len(handler.batches) >= calls, timeout=5)
+    finally:
+        poller.stop()
+    return stream
+
+
+def sequence_numbers(batch: list[dict[str, Any]]) -> list[int]:
+    return [int(r["dynamodb"]["SequenceNumber"]) for r in batch]
+
+
+def test_records_are_handed_over_in_lambda_shape_in_batches_of_100() -> None:
+    handler = RecordingHandler()
+    stream = run_poller([stream_record(n) for n in range(1, 251)], handler, calls=3)
+
+    assert stream.iterator_types == ["LATEST"]
+    assert [len(b) for b in handler.batches] == [100, 100, 50]
+    assert sequence_numbers([r for b in handler.batches for r in b]) == list(range(1, 251))
+    first = handler.batches[0][0]
+    assert first["eventName"] == "INSERT"
+    assert first["eventSource"] == "aws:dynamodb"
+    assert first["eventSourceARN"] == ARN
+    assert first["dynamodb"]["ApproximateCreationDateTime"] == 1767225600
+    assert first["dynamodb"]["NewImage"] == {"site": {"S": "tst"}, "sk": {"S": "1"}}
+    assert handler.contexts[0].get_remaining_time_in_millis() > 0
+    assert handler.contexts[0].aws_request_id != handler.contexts[1].aws_request_id
+
+
+def test_partial_failure_is_retried_from_the_lowest_failed_record() -> None:
+    # Given records 3 and 5 fail once each
+    handler = RecordingHandler(fail={"5": 1, "3": 1})
+    run_poller([stream_record(n) for n in range(1, 7)], handler, calls=2)
+
+    # Then the retry starts at 3, the lowest failure, and holds everything after it
+    assert [sequence_numbers(b) for b in handler.batches] == [[1, 2, 3, 4, 5, 6], [3, 4, 5, 6]]
+
+
+def test_retries_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a record that always fails
+    handler = RecordingHandler(fail={"2": 1000})
+    stream = ScriptedStream([stream_record(n) for n in range(1, 4)])
+    poller = StreamPoller(stream, ARN, handler, max_attempts=3)
+    with caplog.at_level(logging.ERROR, logger="userstatus_local.stream"):
+        poller.start()
+        try:
+            wait_until(lambda: "records dropped" in caplog.text, timeout=5)
+        finally:
+            poller.stop()
+    # Then it is tried three times in all, then logged and skipped
+    assert [sequence_numbers(b) for b in handler.batches] == [[1, 2, 3], [2, 3], [2, 3]]
+
+
+def test_a_raising_handler_has_the_whole_batch_retried() -> None:
+    calls: list[list[int]] = []
+
+    def crashing(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(sequence_numbers(list(event["Records"])))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return {"batchItemFailures": []}
+
+    stream = ScriptedStream([stream_record(n) for n in (7, 8)])
+    poller = StreamPoller(stream, ARN, crashing)
+    poller.start()
+    try:
+        wait_until(lambda: len(calls) >= 2, timeout=5)
+    finally:
+        poller.stop()
+    assert calls == [[7, 8], [7, 8]]
