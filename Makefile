@@ -23,10 +23,11 @@ TOOLS_STAMP := $(TOOLS)/.installed-$(NODE_VERSION)-$(CDK_CLI_VERSION)
 
 setup: $(VENV_STAMP) $(TOOLS_STAMP)
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_client/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements-dev.txt -c constraints.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ./userstatus_client
 	touch $@
 
 $(TOOLS_STAMP):
