@@ -1,0 +1,235 @@
+"""Shared pieces of the benchmarks: result tables, timing, the fake management API process.
+
+Every benchmark module exposes ``run(quick: bool) -> BenchResult`` and a ``main()`` that prints
+its tables; ``python -m bench`` runs each module in its own interpreter (so process CPU time,
+import caches and the handlers' per-process runtime never leak between benchmarks) and collects
+the results as JSON. Benchmarks report figures; they never assert timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_SOURCE = REPOSITORY_ROOT / "lambda_src"
+
+DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@dataclass
+class Table:
+    """One table of figures: a title, column headers, rows of already formatted cells."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class Goal:
+    """One goal of the issue, the figure measured against it and whether it is met."""
+
+    name: str
+    target: str
+    measured: str
+    met: bool
+
+
+@dataclass
+class BenchResult:
+    """What one benchmark found: tables, goals, and notes on method (Markdown)."""
+
+    key: str
+    title: str
+    method: str
+    tables: list[Table] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        """The result as JSON (for the parent ``python -m bench`` process)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> BenchResult:
+        """Parse what ``to_json`` wrote."""
+        raw = json.loads(text)
+        raw["tables"] = [Table(**t) for t in raw["tables"]]
+        raw["goals"] = [Goal(**g) for g in raw["goals"]]
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock and process CPU seconds of one measured run."""
+
+    wall: float
+    cpu: float
+
+
+@contextmanager
+def measured() -> Iterator[list[Timing]]:
+    """Time the block: wall clock and this process's CPU (all threads); appended on exit."""
+    found: list[Timing] = []
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield found
+    found.append(Timing(time.perf_counter() - wall, time.process_time() - cpu))
+
+
+def measure(action: Callable[[], object]) -> Timing:
+    """Wall-clock and process CPU seconds of one call."""
+    with measured() as found:
+        action()
+    return found[0]
+
+
+def median_timing(timings: Sequence[Timing]) -> Timing:
+    """Medians of wall and CPU seconds, taken separately."""
+    return Timing(
+        statistics.median(t.wall for t in timings), statistics.median(t.cpu for t in timings)
+    )
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile (``fraction`` 0.99 for p99) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(round(fraction * len(ordered), 9))))
+    return ordered[rank - 1]
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds with three significant figures, in ms below one second."""
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def ratio_text(ratio: float) -> str:
+    """A ratio such as ``84.2x``."""
+    return f"{ratio:.3g}x"
+
+
+def add_lambda_source_to_path() -> None:
+    """Make ``import userstatus`` find this checkout's Lambda package."""
+    source = str(LAMBDA_SOURCE)
+    if source not in sys.path:
+        sys.path.insert(0, source)
+
+
+def set_dummy_aws_environment() -> None:
+    """Dummy credentials and region, so nothing ever reaches AWS or asks for credentials."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    os.environ.update(DUMMY_ENV)
+
+
+def load_text() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. ``0.42 / 0.61 / 0.70``."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+class FakeManagementApiProcess:
+    """``python -m bench.fake_management_api`` as a child process; ``endpoint`` once started."""
+
+    def __init__(self, delay_ms: float = 10.0, stage: str = "bench") -> None:
+        self._delay_ms = delay_ms
+        self._stage = stage
+        self._process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @property
+    def endpoint(self) -> str:
+        """The management API endpoint, stage included, as the handlers are configured."""
+        return f"http://127.0.0.1:{self.port}/{self._stage}"
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (for reading its CPU time)."""
+        assert self._process is not None
+        return self._process.pid
+
+    def __enter__(self) -> FakeManagementApiProcess:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.fake_management_api",
+                "--port",
+                "0",
+                "--delay-ms",
+                str(self._delay_ms),
+            ],
+            cwd=REPOSITORY_ROOT,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self._process.stdout.readline()
+            if line.startswith("READY "):
+                self.port = int(line.split()[1])
+                return self
+            if not line and self._process.poll() is not None:
+                break
+        self._process.kill()
+        self._process.wait()
+        raise RuntimeError("the fake management API did not start")
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+
+
+def child_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a child process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def bench_main(run: Callable[[bool], BenchResult], description: str | None) -> None:
+    """Command line of one benchmark module: ``[--quick] [--json PATH]``; prints its tables."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small N, few repetitions")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    result = run(args.quick)
+    result.seconds = time.perf_counter() - started
+    from bench.report import render_result
+
+    print(render_result(result))
+    if args.json is not None:
+        args.json.write_text(result.to_json())
