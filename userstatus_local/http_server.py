@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
+from userstatus.routes import HTTP_ROUTES
 from userstatus_local.events import http_event, http_route_key
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
 
@@ -21,15 +23,23 @@ from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 FUNCTION_NAME = "userstatus-local-http"
 VIEWER_CONFIG_PLACEHOLDER = "/*USERSTATUS_CONFIG*/"
+_STORING_ROUTE_KEYS = frozenset(r.route_key for r in HTTP_ROUTES if r.posts_messages)
 
 
 class HttpRelay:
     """Serves the HTTP API through the HTTP handler, and the viewer page."""
 
-    def __init__(self, handler: LambdaHandler, invoker: Invoker, websocket_port: int) -> None:
+    def __init__(
+        self,
+        handler: LambdaHandler,
+        invoker: Invoker,
+        websocket_port: int,
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
         self._handler = handler
         self._invoker = invoker
         self._websocket_port = websocket_port
+        self._on_stored = on_stored
         self._viewer = resources.files("userstatus_local").joinpath("static/viewer.html")
 
     def application(self) -> web.Application:
@@ -74,6 +84,8 @@ class HttpRelay:
             answer = await self._invoker.invoke(self._handler, event, FUNCTION_NAME)
         except HandlerCrashed:
             return web.json_response({"message": "Internal Server Error"}, status=500)
+        if route_key in _STORING_ROUTE_KEYS:
+            self._on_stored()
         return http_response(answer)
 
 

@@ -58,13 +58,18 @@ async def serve(
 
     executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="lambda")
     invoker = Invoker(executor)
-    websockets = WebSocketRelay(websocket_api.handler, invoker)
-    http = HttpRelay(http_api.handler, invoker, websocket_port=ws_socket.getsockname()[1])
-    ws_runner = web.AppRunner(websockets.application(), access_log=None)
-    http_runner = web.AppRunner(http.application(), access_log=None)
     poller = StreamPoller(
         boto3.client("dynamodbstreams", config=_CLIENT_CONFIG), stream_arn, broadcast.handler
     )
+    websockets = WebSocketRelay(websocket_api.handler, invoker, on_stored=poller.wake)
+    http = HttpRelay(
+        http_api.handler,
+        invoker,
+        websocket_port=ws_socket.getsockname()[1],
+        on_stored=poller.wake,
+    )
+    ws_runner = web.AppRunner(websockets.application(), access_log=None)
+    http_runner = web.AppRunner(http.application(), access_log=None)
     try:
         for runner, sock in ((ws_runner, ws_socket), (http_runner, http_socket)):
             await runner.setup()

@@ -4,7 +4,8 @@ A thread reads every shard of the stream (shards open at start from LATEST, shar
 from TRIM_HORIZON), hands new records to the handler in batches of at most ``batch_size`` in
 the Lambda event shape, and honours the partial-failure answer (``batchItemFailures``): the
 batch is retried from the lowest failed sequence number, at most ``max_attempts`` times in all,
-then the failed records are logged and skipped.
+then the failed records are logged and skipped. It polls every ``IDLE_POLL_SECONDS`` when idle,
+and at once when woken (the relay wakes it after each route that stores a message).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class StreamPoller:
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
         self._iterators: dict[str, str] = {}
         self._last_sequence: dict[str, str] = {}
@@ -55,9 +57,14 @@ class StreamPoller:
         self._refresh_shards(initial=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Poll now: a route that writes messages has just stored one."""
+        self._wake.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling and wait for the current batch to finish."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -76,8 +83,9 @@ class StreamPoller:
                 since_refresh += ERROR_BACKOFF_SECONDS
                 continue
             if not got_records:
-                self._stop.wait(IDLE_POLL_SECONDS)
+                self._wake.wait(IDLE_POLL_SECONDS)
                 since_refresh += IDLE_POLL_SECONDS
+            self._wake.clear()
 
     def _poll_once(self) -> bool:
         got_records = False

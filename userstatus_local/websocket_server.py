@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,9 +54,15 @@ class Connection:
 class WebSocketRelay:
     """Serves WebSocket clients through the WebSocket handler and posts to them on request."""
 
-    def __init__(self, handler: LambdaHandler, invoker: Invoker) -> None:
+    def __init__(
+        self,
+        handler: LambdaHandler,
+        invoker: Invoker,
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
         self._handler = handler
         self._invoker = invoker
+        self._on_stored = on_stored
         self._connections: dict[str, Connection] = {}
 
     def application(self) -> web.Application:
@@ -173,6 +180,8 @@ class WebSocketRelay:
                 )
             else:
                 reply = _status_and_body(answer)[1] if route.returns_response else None
+                if route.posts_messages:
+                    self._on_stored()
             if reply and not connection.socket.closed:
                 await connection.socket.send_str(reply)
 
