@@ -51,3 +51,18 @@ def domain_variant(
 ) -> Synthesized:
     """Each stage with the custom domain switched on."""
     return synthesize(cdk_app.stage_config(request.param, domain=TEST_DOMAIN))
+
+
+@pytest.fixture(scope="session", params=["iam", *(f"domain-{stage}" for stage in STAGES)])
+def variant(
+    request: pytest.FixtureRequest, synthesize: Callable[[StageConfig], Synthesized]
+) -> Synthesized:
+    """Each non-default variant once: dev with IAM post auth, each stage with the domain."""
+    name: str = request.param
+    if name == "iam":
+        return synthesize(_iam_config())
+    return synthesize(cdk_app.stage_config(name.removeprefix("domain-"), domain=TEST_DOMAIN))
+
+
+def _iam_config() -> StageConfig:
+    return replace(cdk_app.stage_config("dev"), post_auth="iam", alarm_topic_arn=TEST_ALARM_TOPIC)

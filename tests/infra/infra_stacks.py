@@ -52,4 +52,4 @@ def synthesize_stage(config: StageConfig) -> Synthesized:
     cdk = App(context=cdk_json_context())
     stack = cdk_app.build(cdk, config)
     template = Template.from_stack(stack)
-    return Synthesized(config, cdk, stack, template, template.to_json())
+    return Synthesized(config, cdk, stack, template, dict(template.to_json()))

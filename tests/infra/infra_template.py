@@ -54,13 +54,15 @@ def render(value: Any, names: Mapping[str, str]) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and "Ref" in value:
-        ref = value["Ref"]
+        ref: str = value["Ref"]
         return f"${{{ref}}}" if ref.startswith("AWS::") else names.get(ref, ref)
     if isinstance(value, dict) and "Fn::GetAtt" in value:
-        logical_id, attribute = value["Fn::GetAtt"]
+        logical_id: str = value["Fn::GetAtt"][0]
+        attribute: str = value["Fn::GetAtt"][1]
         return f"{names.get(logical_id, logical_id)}.{attribute}"
     if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
+        separator: str = value["Fn::Join"][0]
+        parts: list[Any] = value["Fn::Join"][1]
         return separator.join(render(part, names) for part in parts)
     return json.dumps(value, sort_keys=True)
 

@@ -293,7 +293,9 @@ LOGS = (("logs:CreateLogStream", "logs:PutLogEvents"), ("own_log_group.Arn",))
 CONNECTIONS_AND_INDEX = ("connections.Arn", "connections.Arn/index/*")
 
 
-def _statements(synthesized: Synthesized, handler: str) -> set[tuple[tuple[str, ...], ...]]:
+def _statements(
+    synthesized: Synthesized, handler: str
+) -> set[tuple[tuple[str, ...], tuple[str, ...]]]:
     function_id = function_by_handler(synthesized.json)[handler]
     return role_statements(synthesized.json, function_id, _names(synthesized, function_id))
 

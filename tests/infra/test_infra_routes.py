@@ -52,8 +52,9 @@ def test_iam_post_auth_signs_posts_and_keeps_reads_open(iam_variant: Synthesized
         route["Properties"]["RouteKey"]: route["Properties"]["AuthorizationType"]
         for route in resources(iam_variant.json, "AWS::ApiGatewayV2::Route").values()
     }
-    for route in HTTP_ROUTES:
-        assert auth_by_route[route.route_key] == ("AWS_IAM" if route.posts_messages else "NONE")
+    for http_route in HTTP_ROUTES:
+        expected = "AWS_IAM" if http_route.posts_messages else "NONE"
+        assert auth_by_route[http_route.route_key] == expected
     assert routes(iam_variant.json, "WEBSOCKET") == {
         (r.route_key, r.handler) for r in WEBSOCKET_ROUTES if not r.posts_messages
     }
