@@ -137,3 +137,11 @@ def test_frame_over_128_kb_closes_the_connection_with_1009(relay: RelayProcess, 
 def test_plain_http_on_the_websocket_port_is_answered_426(relay: RelayProcess) -> None:
     answer = http("GET", relay.ws_url.replace("ws://", "http://") + "/?site=tst")
     assert answer.status == 426
+
+
+def test_repeated_query_keys_reach_the_handler_comma_joined(relay: RelayProcess) -> None:
+    # API Gateway joins repeated keys with commas: "a,b" is not a valid site code.
+    answer = http("GET", relay.http_url + "/onlineusers?site=a&site=b")
+    assert answer.status == 400
+    assert answer.json["field"] == "site"
+    assert http("GET", relay.http_url + "/onlineusers?site=a").status == 200
