@@ -6,6 +6,8 @@
 * ``newlog`` (a frame ``{"action": "newlog", ...fields of POST /newlog...}``): stores the message
   like ``POST /newlog`` and answers the sender with ``{"action": "newlog", "stored": {...}}``.
 * ``$default`` (any other frame): answers ``{"error": "...", "supported_actions": [...]}``.
+  A ``newlog`` frame lands here when the stage leaves that route out (``post_auth=iam``): it is
+  answered 403, pointing to the signed ``POST /newlog``.
 
 Error frames are ``{"error": "...", "field": "...", "status": 400}``. Messages reach
 subscribers through the broadcaster, never through these answers.
@@ -75,6 +77,11 @@ def unsupported_action(event: Event, connection_id: str, rt: Runtime) -> Answer:
         action = parse_json_object(request_body(event)).get("action")
     except InvalidInput:
         action = None
+    if action in supported:
+        # A known action reaching $default: the stage does not deploy its route (post_auth=iam
+        # leaves out the WebSocket newlog route, since API Gateway authorizes only $connect).
+        error = f"action {action!r} is turned off on this stage: use a signed POST /newlog"
+        return 403, {"error": error, "field": "action", "supported_actions": []}, {}
     what = f"unsupported action {action!r}" if isinstance(action, str) else "no action given"
     error = f"{what}: send a JSON object whose 'action' is one of {', '.join(supported)}"
     return 400, {"error": error, "field": "action", "supported_actions": supported}, {}

@@ -99,3 +99,13 @@ def test_other_frames_get_an_error_listing_the_supported_actions(body: str) -> N
     assert status == 400
     assert answer["supported_actions"] == list(WEBSOCKET_ACTIONS) == ["newlog"]
     assert "newlog" in answer["error"]
+
+
+def test_newlog_frame_on_a_stage_without_the_newlog_route_is_refused(dynamodb: Any) -> None:
+    # Given post_auth=iam, API Gateway has no newlog route and routes the frame to $default
+    event = load_event("ws_newlog")
+    event["requestContext"]["routeKey"] = "$default"
+    status, answer = call(event)
+    assert status == 403
+    assert "POST /newlog" in answer["error"]
+    assert dynamodb.scan(TableName="messages-test")["Items"] == []
