@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import cProfile
 import datetime
 import hashlib
 import hmac
-import io
 import os
-import pstats
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +41,7 @@ from bench.common import (
     child_cpu_seconds,
     measure,
     median_timing,
+    profile_of,
     ratio_text,
     seconds_text,
     set_dummy_aws_environment,
@@ -291,39 +289,12 @@ class BroadcastHandlerRig:
         self._mock.stop()
 
 
-def profile_of(action: Callable[[], object], top: int = 10) -> list[list[str]]:
-    """The functions where ``action`` spends its CPU (by own time), as table rows."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    action()
-    profiler.disable()
-    stats = pstats.Stats(profiler, stream=io.StringIO())
-    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
-    rows = []
-    ranked = sorted(
-        stats.stats.items(),  # type: ignore[attr-defined]
-        key=lambda kv: kv[1][2],
-        reverse=True,
-    )
-    for (filename, line, name), (_, calls, own, _cumulative, _) in ranked[:top]:
-        where = f"{os.path.basename(filename)}:{line}" if line else filename
-        rows.append(
-            [
-                f"`{name}` ({where})",
-                str(calls),
-                f"{own * 1000:.1f}",
-                f"{own / total * 100:.0f}%" if total else "-",
-            ]
-        )
-    return rows
-
-
 def run(quick: bool) -> BenchResult:
     """Measure (a), (b), (b, whole handler), (c) and (c') for each N."""
     add_lambda_source_to_path()
     set_dummy_aws_environment()
     sizes = [10, 100] if quick else [10, 100, 1000]
-    repeats = 3 if quick else 7
+    repeats = 2 if quick else 7
     old_repeats = {10: 3, 100: 1 if quick else 3, 1000: 1}
     result = BenchResult(
         key="b1",

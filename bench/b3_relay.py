@@ -259,10 +259,10 @@ def run(quick: bool) -> BenchResult:
     if quick:
         settings: dict[str, Any] = {
             "subscriber_count": 10,
-            "main_count": 50,
+            "main_count": 40,
             "main_rate": 20.0,
-            "steps": [20.0, 50.0],
-            "step_seconds": 2.0,
+            "steps": [50.0],
+            "step_seconds": 1.0,
         }
     else:
         settings = {

@@ -9,9 +9,12 @@ the results as JSON. Benchmarks report figures; they never assert timings.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import math
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_SOURCE = REPOSITORY_ROOT / "lambda_src"
@@ -148,19 +152,13 @@ def load_text() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
-class FakeManagementApiProcess:
-    """``python -m bench.fake_management_api`` as a child process; ``endpoint`` once started."""
+class ServerProcess:
+    """``python -m <module> --port 0 ...`` as a child process that prints ``READY <port>``."""
 
-    def __init__(self, delay_ms: float = 10.0, stage: str = "bench") -> None:
-        self._delay_ms = delay_ms
-        self._stage = stage
+    def __init__(self, module: str, *arguments: str) -> None:
+        self._command = [sys.executable, "-m", module, "--port", "0", *arguments]
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
-
-    @property
-    def endpoint(self) -> str:
-        """The management API endpoint, stage included, as the handlers are configured."""
-        return f"http://127.0.0.1:{self.port}/{self._stage}"
 
     @property
     def pid(self) -> int:
@@ -168,17 +166,9 @@ class FakeManagementApiProcess:
         assert self._process is not None
         return self._process.pid
 
-    def __enter__(self) -> FakeManagementApiProcess:
+    def __enter__(self) -> Self:
         self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.fake_management_api",
-                "--port",
-                "0",
-                "--delay-ms",
-                str(self._delay_ms),
-            ],
+            self._command,
             cwd=REPOSITORY_ROOT,
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -195,7 +185,7 @@ class FakeManagementApiProcess:
                 break
         self._process.kill()
         self._process.wait()
-        raise RuntimeError("the fake management API did not start")
+        raise RuntimeError(f"{' '.join(self._command[1:3])} did not start")
 
     def __exit__(self, *exc_info: object) -> None:
         if self._process is not None:
@@ -209,6 +199,19 @@ class FakeManagementApiProcess:
                 self._process.stdout.close()
 
 
+class FakeManagementApiProcess(ServerProcess):
+    """``python -m bench.fake_management_api``; ``endpoint`` once started."""
+
+    def __init__(self, delay_ms: float = 10.0, stage: str = "bench") -> None:
+        super().__init__("bench.fake_management_api", "--delay-ms", str(delay_ms))
+        self._stage = stage
+
+    @property
+    def endpoint(self) -> str:
+        """The management API endpoint, stage included, as the handlers are configured."""
+        return f"http://127.0.0.1:{self.port}/{self._stage}"
+
+
 def child_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a child process has used so far (Linux /proc)."""
     try:
@@ -217,6 +220,33 @@ def child_cpu_seconds(pid: int) -> float:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def profile_of(action: Callable[[], object], top: int = 10) -> list[list[str]]:
+    """The functions where ``action`` spends its CPU (by own time), as table rows."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    action()
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
+    rows = []
+    ranked = sorted(
+        stats.stats.items(),  # type: ignore[attr-defined]
+        key=lambda kv: kv[1][2],
+        reverse=True,
+    )
+    for (filename, line, name), (_, calls, own, _cumulative, _) in ranked[:top]:
+        where = f"{os.path.basename(filename)}:{line}" if line else filename
+        rows.append(
+            [
+                f"`{name}` ({where})",
+                str(calls),
+                f"{own * 1000:.1f}",
+                f"{own / total * 100:.0f}%" if total else "-",
+            ]
+        )
+    return rows
 
 
 def bench_main(run: Callable[[bool], BenchResult], description: str | None) -> None:

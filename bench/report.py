@@ -18,11 +18,11 @@ def render_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def render_goals(goals: Sequence[Goal]) -> str:
+def render_goals(goals: Sequence[Goal], title: str = "Goals") -> str:
     """The goals table: target, measured, met."""
     return render_table(
         Table(
-            title="Goals",
+            title=title,
             headers=["goal", "target", "measured", "met"],
             rows=[[g.name, g.target, g.measured, "yes" if g.met else "**no**"] for g in goals],
         )
