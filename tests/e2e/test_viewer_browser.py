@@ -57,7 +57,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_viewer_shows_history_then_live_messages(
-    relay: RelayProcess, site: str, browser: Any
+    browser: Any, relay: RelayProcess, site: str
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
