@@ -4,10 +4,12 @@ Starts ``python -m userstatus_local`` on free ports, subscribes one WebSocket cl
 then POSTs ``--count`` messages to /newlog at a steady ``--rate`` (each post on its own task, so a
 slow one does not delay the schedule). A message's latency runs from just before its POST is
 sent to the arrival of its broadcast frame: HTTP handler, DynamoDB write, stream poll,
-broadcaster, management API post and WebSocket delivery. Prints median, p90, p99, max and the
-POST round trip; ``--json`` prints the figures as one JSON object instead.
+broadcaster, management API post and WebSocket delivery. Prints median, p90, p99, max, the
+POST round trip and the relay's CPU time per message (Linux), with the load average: the relay
+is one Python process, so other load on the machine shows in the tail; ``--json`` prints the
+figures as one JSON object instead.
 
-    python bench/relay_latency.py [--count 300] [--rate 50] [--warmup 20] [--json]
+    python bench/relay_latency.py [--count 300] [--rate 20] [--warmup 20] [--json]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -35,6 +38,15 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from userstatus_local.process import RelayProcess  # noqa: E402
 
 RECEIVE_TIMEOUT_SECONDS = 30.0
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -76,6 +88,7 @@ async def measure(relay: RelayProcess, count: int, rate: float, warmup: int) -> 
     ):
         receiver = asyncio.create_task(receive(connection))
         posts = []
+        cpu_before = process_cpu_seconds(relay.process.pid)
         start = time.perf_counter()
         for index in range(total):
             delay = start + index / rate - time.perf_counter()
@@ -87,6 +100,8 @@ async def measure(relay: RelayProcess, count: int, rate: float, warmup: int) -> 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_received.wait(), RECEIVE_TIMEOUT_SECONDS)
         receiver.cancel()
+        cpu_after = process_cpu_seconds(relay.process.pid)
+        elapsed = time.perf_counter() - start
 
     measured = [f"m{index:06d}" for index in range(warmup, total)]
     latencies = sorted(
@@ -112,7 +127,20 @@ async def measure(relay: RelayProcess, count: int, rate: float, warmup: int) -> 
             "median": round(statistics.median(round_trips), 2),
             "p99": round(percentile(round_trips, 0.99), 2),
         },
-        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "relay_cpu_ms_per_message": (
+            round((cpu_after - cpu_before) * 1000 / total, 2)
+            if cpu_before is not None and cpu_after is not None
+            else None
+        ),
+        "relay_cpu_share": (
+            round((cpu_after - cpu_before) / elapsed, 2)
+            if cpu_before is not None and cpu_after is not None
+            else None
+        ),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        ),
     }
 
 
@@ -120,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300, help="messages measured (300)")
-    parser.add_argument("--rate", type=float, default=50.0, help="posts per second (50)")
+    parser.add_argument("--rate", type=float, default=20.0, help="posts per second (20)")
     parser.add_argument("--warmup", type=int, default=20, help="messages not measured (20)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -136,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  median {latency['median']} ms, p90 {latency['p90']} ms, "
             f"p99 {latency['p99']} ms, max {latency['max']} ms, min {latency['min']} ms\n"
             f"  POST round trip: median {round_trip['median']} ms, p99 {round_trip['p99']} ms\n"
+            f"  relay CPU: {figures['relay_cpu_ms_per_message']} ms a message "
+            f"({figures['relay_cpu_share']} of a core)\n"
             f"  lost: {figures['lost']}"
         )
     return 0 if figures["lost"] == 0 else 1
