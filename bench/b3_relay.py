@@ -11,10 +11,10 @@ subscriber's receive loop gets the frame, over every (message, subscriber) deliv
 message is lost for a subscriber if its frame has not arrived 10 s after the last POST.
 
 The main run posts 1,000 messages at 10/s to 100 subscribers (1,000 deliveries a second). The
-rate steps (2, 5, 10, 20, 50, 100/s, 10 s of posts each, stopping at the first step that fails) find the highest
-sustained rate: one at which every subscriber gets every message, the posts keep to the
-schedule (achieved rate at least 90% of the target) and no backlog builds up (p99 latency
-under 1 s). Loopback only; every wait is bounded.
+rate steps (2, 5, 10, 20, 50, 100/s, 10 s of posts each, stopping at the first step that
+fails) find the highest sustained rate: one at which every subscriber gets every message, the
+posts keep to the schedule (achieved rate at least 90% of the target) and no backlog builds up
+(p99 latency under 1 s). Loopback only; every wait is bounded.
 """
 
 from __future__ import annotations
