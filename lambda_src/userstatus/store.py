@@ -55,14 +55,22 @@ class MessageStore:
         self._retention = retention_seconds
 
     def put(self, message: Message, *, received_at: float) -> None:
-        """Store one message; it expires ``retention`` after receipt."""
-        with store_errors():
-            self._client.put_item(
-                TableName=self._table,
-                Item=self.item_of(message, received_at=received_at),
-                ConditionExpression="attribute_not_exists(#sk)",
-                ExpressionAttributeNames={"#sk": keys.MESSAGES.sort_key.name},
-            )
+        """Store one message; it expires ``retention`` after receipt.
+
+        The sort key holds a random id, so an existing item with it can only be this message,
+        written by an earlier attempt whose answer was lost (botocore retries): that is success.
+        """
+        try:
+            with store_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=self.item_of(message, received_at=received_at),
+                    ConditionExpression="attribute_not_exists(#sk)",
+                    ExpressionAttributeNames={"#sk": keys.MESSAGES.sort_key.name},
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     def item_of(self, message: Message, *, received_at: float) -> dict[str, Any]:
         """The stored item (DynamoDB attribute values) of a message."""
