@@ -49,17 +49,18 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     for index, record in enumerate(records):
         if record.get("eventName") != "INSERT":
             continue
-        message = _message_of(record)
-        if message is None:
+        parsed = _frame_of(record)
+        if parsed is None:
             totals["skipped"] += 1
             continue
+        message, frame = parsed
         try:
             if message.site not in connections_of_site:
                 connections_of_site[message.site] = rt.connections.connection_ids(
                     message.site, now=time.time()
                 )
             ids = connections_of_site[message.site]
-            result = rt.poster.post_to_all(ids, message.broadcast_frame())
+            result = rt.poster.post_to_all(ids, frame)
         except Exception:
             logger.exception(
                 "record failed; it and the records after it will be retried",
@@ -82,17 +83,19 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     return {"batchItemFailures": failures}
 
 
-def _message_of(record: Mapping[str, Any]) -> Message | None:
+def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:
+    """The message of an INSERT record and its frame; None (logged) if the record is malformed."""
     try:
         message = message_from_item(record["dynamodb"]["NewImage"])
         validate_site(message.site)
+        frame = message.broadcast_frame()
     except Exception:
         logger.exception(
             "malformed stream record skipped",
             extra={"sequence_number": record.get("dynamodb", {}).get("SequenceNumber")},
         )
         return None
-    return message
+    return message, frame
 
 
 def _forget(rt: Runtime, site: str, connection_id: str) -> int:
