@@ -16,6 +16,7 @@ Every answer carries CORS headers; errors are ``{"error": "...", "field": "..."}
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -32,6 +33,7 @@ MAX_LIMIT = 1000
 # Lambda answers at most 6 MB; keep the JSON body well under it.
 MAX_RESPONSE_BYTES = 5_500_000
 TRUNCATED_HEADER = "X-Userstatus-Truncated"
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 Event = Mapping[str, Any]
 
@@ -135,6 +137,6 @@ def _after_time(raw: str | None) -> Decimal:
 def _limit(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidInput("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)

@@ -73,7 +73,7 @@ def _key_schema(partition: KeyAttribute, sort: KeyAttribute | None) -> list[dict
     return schema
 
 
-# Messages: one partition per site; the sort key "<20-digit microseconds>#<32 hex id>" orders by
+# Messages: one partition per site; the sort key "<21-digit nanoseconds>#<32 hex id>" orders by
 # time and is unique per message, so two messages of one site in the same second are both kept.
 MESSAGES = TableSchema(
     partition_key=KeyAttribute("site", "S"),

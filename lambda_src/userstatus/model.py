@@ -31,14 +31,14 @@ MAX_MESSAGE_BYTES = 16 * 1024
 MAX_BODY_BYTES = 128 * 1024
 # 9999-12-31T23:59:59Z. Larger values are almost always milliseconds sent by mistake.
 MAX_TIMESTAMP = 253_402_300_799
-# Timestamps keep up to nanoseconds (a float from time.time() has fewer digits); the sort key and
-# after_time compare whole microseconds.
+# Timestamps keep up to nanoseconds (a float from time.time() has fewer digits); the sort key
+# holds them exactly, so after_time compares exactly too.
 _TIMESTAMP_QUANTUM = Decimal("1e-9")
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
 _SITE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_SORT_KEY_DIGITS = 20
+_SORT_KEY_DIGITS = 21  # nanoseconds up to MAX_TIMESTAMP
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class Message:
 
     @property
     def sort_key(self) -> str:
-        """Orders by time, unique per message: ``<microseconds, 20 digits>#<id>``."""
-        return f"{timestamp_micros(self.timestamp):0{_SORT_KEY_DIGITS}d}#{self.message_id}"
+        """Orders by time, unique per message: ``<nanoseconds, 21 digits>#<id>``."""
+        return f"{timestamp_nanos(self.timestamp):0{_SORT_KEY_DIGITS}d}#{self.message_id}"
 
     def to_wire(self) -> dict[str, Any]:
         """The recent-logs entry: timestamp a number of seconds, as posted."""
@@ -87,7 +87,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except _DuplicateKey as dup:
-        raise InvalidInput(dup.key, f"field '{dup.key}' appears more than once") from None
+        name = printable_name(dup.key)
+        raise InvalidInput(name, f"field '{name}' appears more than once") from None
     except RecursionError:
         raise InvalidInput("body", "body is nested too deeply") from None
     except ValueError:
@@ -144,19 +145,25 @@ def parse_seconds(value: object, field: str) -> Decimal:
     return number.normalize()
 
 
-def timestamp_micros(seconds: Decimal) -> int:
-    """Whole microseconds since the epoch (the sort key's time part)."""
-    return int(seconds.scaleb(6).to_integral_value(rounding=ROUND_FLOOR))
+def timestamp_nanos(seconds: Decimal) -> int:
+    """Nanoseconds since the epoch (the sort key's time part); exact for parsed timestamps."""
+    return int(seconds.scaleb(9).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def sort_key_after(seconds: Decimal) -> str:
     """The smallest sort key strictly after every message stamped at or before ``seconds``."""
-    return f"{timestamp_micros(seconds):0{_SORT_KEY_DIGITS}d}#~"
+    return f"{timestamp_nanos(seconds):0{_SORT_KEY_DIGITS}d}#~"
 
 
 def decimal_to_number(value: Decimal) -> int | float:
     """A DynamoDB number as the JSON number it was posted as."""
     return int(value) if value == value.to_integral_value() else float(value)
+
+
+def printable_name(name: str) -> str:
+    """A client-chosen name safe to echo in an error: valid UTF-8, at most 64 characters."""
+    safe = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= 64 else safe[:61] + "..."
 
 
 def _validate_text(value: object) -> str:

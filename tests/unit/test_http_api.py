@@ -182,6 +182,8 @@ def test_limit_returns_the_newest_still_oldest_first() -> None:
         ({"site": "tst", "limit": "0"}, "limit"),
         ({"site": "tst", "limit": "1001"}, "limit"),
         ({"site": "tst", "limit": "ten"}, "limit"),
+        ({"site": "tst", "limit": "²"}, "limit"),
+        ({"site": "tst", "limit": "٣"}, "limit"),
     ],
 )
 def test_bad_recent_logs_queries_are_400(query: dict[str, str], field: str) -> None:

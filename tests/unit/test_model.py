@@ -135,6 +135,7 @@ def test_excess_precision_is_rounded_to_nanoseconds() -> None:
         (b"null", "body"),
         (b"\xff\xfe", "body"),
         (b'{"site": "a", "site": "b"}', "site"),
+        (b'{"\\ud800": 1, "\\ud800": 2}', "\\ud800"),
         (b"[" * 100_000 + b"]" * 100_000, "body"),
     ],
 )
@@ -174,4 +175,6 @@ def test_sort_keys_order_by_time_and_differ_within_a_second() -> None:
     twin = Message("s", "m", "info", Decimal("1604514063"), "c" * 32)
     assert early.sort_key < late.sort_key < twin.sort_key
     assert sort_key_after(Decimal(1604514063)) > twin.sort_key
-    assert sort_key_after(Decimal("1604514062.999999")) < late.sort_key
+    assert sort_key_after(Decimal("1604514062.999999999")) < late.sort_key
+    tiny = Message("s", "m", "info", Decimal("1E-9"), "d" * 32)
+    assert sort_key_after(Decimal(0)) < tiny.sort_key
