@@ -19,7 +19,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 VENV_STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed-$(NODE_VERSION)-$(CDK_CLI_VERSION)
 
-.PHONY: setup dev test check lint typecheck unit infra e2e synth bench constraints browser clean
+.PHONY: setup dev test check lint typecheck unit infra e2e client synth diff deploy bench constraints \
+	browser clean
 
 setup: $(VENV_STAMP) $(TOOLS_STAMP)
 
@@ -54,12 +55,16 @@ lint: $(VENV_STAMP)
 typecheck: $(VENV_STAMP)
 	mypy
 
-unit infra e2e: setup
+unit infra e2e client: setup
 	python -m pytest tests/$@
 
 ## synth: write cdk.out/ for STAGE (dev or prod) with the project-local CDK CLI.
 synth: setup
 	cdk synth -c stage=$(STAGE) --quiet
+
+## diff, deploy: compare with / deploy to the AWS account of your credentials.
+diff deploy: setup
+	cdk $@ -c stage=$(STAGE)
 
 ## browser: Debian's Chromium and ChromeDriver for the viewer test (no browser downloads).
 ## Without root or apt the browser test reports itself skipped with the reason.
