@@ -68,13 +68,18 @@ def render_document(
         heading, _, rest = section.partition("\n")
         lines += [heading, "", f"*Load average before: {before}; after: {after}.*", rest]
     goals = [goal for result, _, _ in results for goal in result.goals]
-    met = sum(goal.met for goal in goals)
+    judged = [goal for goal in goals if goal.met is not None]
+    met = sum(bool(goal.met) for goal in judged)
+    missed = [goal.name for goal in judged if not goal.met]
     lines += [
         "## Summary: every goal",
         "",
         render_goals(goals, "Every goal of issue 5, as measured above"),
         "",
-        f"{met} of {len(goals)} goals met.",
+        f"{met} of {len(judged)} goals met"
+        + (f"; missed: {'; '.join(missed)}." if missed else "."),
+        "",
+        "Headline: " + "; ".join(f"{goal.name}: {goal.measured}" for goal in goals) + ".",
         "",
     ]
     return "\n".join(lines)

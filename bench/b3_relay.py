@@ -360,6 +360,14 @@ def run(quick: bool) -> BenchResult:
         ),
         Goal(f"B3 messages lost ({label})", "0", str(main.lost), main.lost == 0),
     ]
+    result.goals.append(
+        Goal(
+            f"B3 highest sustained post rate, {settings['subscriber_count']} subscribers",
+            "(reported)",
+            f"{max(sustained):g}/s" if sustained else "below the lowest step",
+            None,
+        )
+    )
     per_message = baseline.relay_cpu / baseline.count
     per_delivery = (main.relay_cpu / main.count - per_message) / main.subscribers
     result.notes.append(

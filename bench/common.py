@@ -49,12 +49,15 @@ class Table:
 
 @dataclass
 class Goal:
-    """One goal of the issue, the figure measured against it and whether it is met."""
+    """One goal of the issue, the figure measured against it and whether it is met.
+
+    ``met`` is None for a headline figure the issue asks for without a target.
+    """
 
     name: str
     target: str
     measured: str
-    met: bool
+    met: bool | None
 
 
 @dataclass

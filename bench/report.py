@@ -24,9 +24,15 @@ def render_goals(goals: Sequence[Goal], title: str = "Goals") -> str:
         Table(
             title=title,
             headers=["goal", "target", "measured", "met"],
-            rows=[[g.name, g.target, g.measured, "yes" if g.met else "**no**"] for g in goals],
+            rows=[[g.name, g.target, g.measured, _verdict(g.met)] for g in goals],
         )
     )
+
+
+def _verdict(met: bool | None) -> str:
+    if met is None:
+        return "-"
+    return "yes" if met else "**no**"
 
 
 def render_result(result: BenchResult) -> str:
