@@ -6,7 +6,7 @@ no function carries the account-wide ``AWSLambdaBasicExecutionRole`` managed pol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -14,6 +14,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from userstatus_stack.config import StageConfig
 
 LAMBDA_SOURCE_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
 ASSET_EXCLUDES = (
@@ -86,3 +88,30 @@ class PythonFunction(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
         )
         self.log_group.grant_write(self.role)
+
+
+def api_functions(
+    scope: Construct,
+    handlers: Iterable[str],
+    *,
+    config: StageConfig,
+    code: lambda_.Code,
+    environment: Mapping[str, str],
+    purpose: str,
+) -> dict[str, lambda_.Function]:
+    """One function per distinct handler, with the stage's API memory and timeout."""
+    return {
+        handler: PythonFunction(
+            scope,
+            function_id(handler),
+            code=code,
+            handler=handler,
+            description=f"photonranch user status {config.stage}: {purpose} ({handler})",
+            environment=environment,
+            memory_mb=config.api_memory_mb,
+            timeout=Duration.seconds(config.api_timeout_seconds),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        ).function
+        for handler in dict.fromkeys(handlers)
+    }

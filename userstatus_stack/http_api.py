@@ -14,7 +14,7 @@ from constructs import Construct
 from userstatus.routes import HTTP_ROUTES, HttpRoute
 from userstatus_stack.access_logs import HTTP_ACCESS_LOG_FIELDS, AccessLogSettings, access_log_group
 from userstatus_stack.config import StageConfig
-from userstatus_stack.functions import PythonFunction, function_id
+from userstatus_stack.functions import api_functions, function_id
 from userstatus_stack.nag import acknowledge
 
 CORS_ALLOWED_HEADERS = (
@@ -39,20 +39,14 @@ class StatusHttpApi(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.functions: dict[str, lambda_.Function] = {}
-        for handler in dict.fromkeys(route.handler for route in HTTP_ROUTES):
-            self.functions[handler] = PythonFunction(
-                self,
-                function_id(handler),
-                code=code,
-                handler=handler,
-                description=f"photonranch user status {config.stage}: HTTP API ({handler})",
-                environment=environment,
-                memory_mb=config.api_memory_mb,
-                timeout=Duration.seconds(config.api_timeout_seconds),
-                log_retention=config.log_retention,
-                removal_policy=config.removal_policy,
-            ).function
+        self.functions = api_functions(
+            self,
+            (route.handler for route in HTTP_ROUTES),
+            config=config,
+            code=code,
+            environment=environment,
+            purpose="HTTP API",
+        )
 
         self.api = apigw.HttpApi(
             self,

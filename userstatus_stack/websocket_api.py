@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
@@ -27,7 +26,7 @@ from userstatus_stack.access_logs import (
     access_log_group,
 )
 from userstatus_stack.config import StageConfig
-from userstatus_stack.functions import PythonFunction, function_id
+from userstatus_stack.functions import api_functions, function_id
 from userstatus_stack.nag import acknowledge
 
 
@@ -52,20 +51,14 @@ class StatusWebSocketApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.routes = deployed_websocket_routes(config)
-        self.functions: dict[str, lambda_.Function] = {}
-        for handler in dict.fromkeys(route.handler for route in self.routes):
-            self.functions[handler] = PythonFunction(
-                self,
-                function_id(handler),
-                code=code,
-                handler=handler,
-                description=f"photonranch user status {config.stage}: WebSocket API ({handler})",
-                environment=environment,
-                memory_mb=config.api_memory_mb,
-                timeout=Duration.seconds(config.api_timeout_seconds),
-                log_retention=config.log_retention,
-                removal_policy=config.removal_policy,
-            ).function
+        self.functions = api_functions(
+            self,
+            (route.handler for route in self.routes),
+            config=config,
+            code=code,
+            environment=environment,
+            purpose="WebSocket API",
+        )
 
         self.api = apigw.WebSocketApi(
             self,
