@@ -2,7 +2,8 @@
 
 Each request on a routed path becomes an API Gateway HTTP API event (payload format 2.0) for
 the HTTP handler, whose answer is returned as is; ``OPTIONS`` on a routed path goes to the
-handler too (CORS preflight). Other paths answer 404 ``{"error": "no route ..."}``.
+handler too (CORS preflight). Other paths answer 404 ``{"error": "no route ..."}``; bodies over
+API Gateway's 10 MB answer 413 ``{"message": "Request Entity Too Large"}`` as it does.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class HttpRelay:
             return web.json_response(
                 {"error": f"no route {request.method} {request.path}"}, status=404
             )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            # API Gateway refuses bodies over 10 MB itself, with a JSON answer.
+            return web.json_response({"message": "Request Entity Too Large"}, status=413)
         event = http_event(
             route_key=route_key,
             method=request.method,
@@ -76,7 +82,7 @@ class HttpRelay:
             raw_query=request.query_string,
             query=request.query.items(),
             headers=request.headers.items(),
-            body=await request.read(),
+            body=body,
             source_ip=request.remote or "",
             domain_name=request.host.split(":", 1)[0],
         )

@@ -7,6 +7,7 @@ killing it only if it does not stop in time.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,6 +101,18 @@ class RelayProcess:
             for file in self._files:
                 file.close()
             shutil.rmtree(self.stdout_path.parent, ignore_errors=True)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """Every JSON log line the relay has written to stderr so far, parsed (others skipped)."""
+        records = []
+        for line in self.stderr_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def stderr_tail(self, lines: int = 40) -> str:
         """The last lines the relay wrote to stderr (its JSON logs)."""

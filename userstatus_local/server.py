@@ -30,7 +30,14 @@ from userstatus_local.websocket_server import WebSocketRelay
 
 logger = logging.getLogger("userstatus_local")
 
-HANDLER_THREADS = 32
+# Concurrent invocations per function, as each Lambda function has its own concurrency: a
+# backlog of one (a flood of $disconnect) never queues the other's requests. Kept small: the
+# handlers and the embedded DynamoDB share this process's GIL, so more threads add no
+# throughput, only latency per call (past the SDK's read timeout under a flood) and more
+# connections than the handlers' boto3 pool keeps (10).
+HTTP_HANDLER_THREADS = 4
+WEBSOCKET_HANDLER_THREADS = 4
+DISCONNECT_HANDLER_THREADS = 2
 SHUTDOWN_SECONDS = 5.0
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
@@ -56,15 +63,25 @@ async def serve(
     # Build the handlers' per-process state once, here, rather than racing in worker threads.
     await asyncio.to_thread(lambda: runtime().poster)
 
-    executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="lambda")
-    invoker = Invoker(executor)
+    http_executor = ThreadPoolExecutor(HTTP_HANDLER_THREADS, thread_name_prefix="lambda-http")
+    websocket_executor = ThreadPoolExecutor(
+        WEBSOCKET_HANDLER_THREADS, thread_name_prefix="lambda-websocket"
+    )
+    disconnect_executor = ThreadPoolExecutor(
+        DISCONNECT_HANDLER_THREADS, thread_name_prefix="lambda-disconnect"
+    )
     poller = StreamPoller(
         boto3.client("dynamodbstreams", config=_CLIENT_CONFIG), stream_arn, broadcast.handler
     )
-    websockets = WebSocketRelay(websocket_api.handler, invoker, on_stored=poller.wake)
+    websockets = WebSocketRelay(
+        websocket_api.handler,
+        Invoker(websocket_executor),
+        on_stored=poller.wake,
+        disconnect_invoker=Invoker(disconnect_executor),
+    )
     http = HttpRelay(
         http_api.handler,
-        invoker,
+        Invoker(http_executor),
         websocket_port=ws_socket.getsockname()[1],
         on_stored=poller.wake,
     )
@@ -83,7 +100,8 @@ async def serve(
         await websockets.close_all()
         await ws_runner.cleanup()
         await http_runner.cleanup()
-        executor.shutdown(wait=True, cancel_futures=True)
+        for executor in (http_executor, websocket_executor, disconnect_executor):
+            executor.shutdown(wait=True, cancel_futures=True)
         logger.info("stopped")
 
 

@@ -4,6 +4,12 @@
   API Gateway WebSocket events for the WebSocket handler. A non-2xx answer to ``$connect``
   rejects the handshake with that status; frames over 128 KB close the connection with 1009,
   as API Gateway does.
+* Frames to a client go through its outbox, written by one task per connection, so a client
+  that reads slowly or not at all never holds up a PostToConnection (nor the broadcast to the
+  others). A client whose outbox passes ``MAX_OUTBOX_BYTES`` or whose socket accepts nothing
+  for ``SEND_TIMEOUT_SECONDS`` is dropped (its transport aborted, ``$disconnect`` run, a
+  warning logged with the frames it lost), and posts to it answer 410 like API Gateway's
+  for a connection it has dropped.
 * ``POST``, ``GET`` and ``DELETE /@connections/{id}`` (also under a stage prefix,
   ``/{stage}/@connections/{id}``): API Gateway's management API, so the broadcaster's posts
   reach real WebSocket clients. Unknown ids answer 410 ``{"message": "Gone"}``. Requests are
@@ -36,9 +42,18 @@ logger = logging.getLogger("userstatus_local.websocket")
 # API Gateway's limits: 128 KB a frame (and a posted message), 32 KB per frame fragment.
 MAX_FRAME_BYTES = 128 * 1024
 PENDING_CONNECT_TIMEOUT_SECONDS = 10.0
+# A client may have this many bytes of frames waiting beyond what its socket buffers hold.
+MAX_OUTBOX_BYTES = 1024 * 1024
+# A client whose socket accepts nothing for this long is dropped.
+SEND_TIMEOUT_SECONDS = 5.0
+# Closing waits this long for the client's close frame, then aborts the connection.
+CLOSE_TIMEOUT_SECONDS = 2.0
 FUNCTION_NAME = "userstatus-local-websocket"
 
 WebSocket = web.WebSocketResponse
+
+
+Frame = str | bytes
 
 
 @dataclass
@@ -47,8 +62,17 @@ class Connection:
 
     info: WebSocketConnectionInfo
     socket: WebSocket
+    transport: asyncio.Transport | None = None
     accepted: asyncio.Event = field(default_factory=asyncio.Event)
     last_active_ms: int = 0
+    outbox: asyncio.Queue[Frame] = field(default_factory=asyncio.Queue)
+    outbox_bytes: int = 0
+    dropped: bool = False
+
+    def abort(self) -> None:
+        """Cut the TCP connection at once (no close handshake)."""
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class WebSocketRelay:
@@ -59,9 +83,13 @@ class WebSocketRelay:
         handler: LambdaHandler,
         invoker: Invoker,
         on_stored: Callable[[], None] = lambda: None,
+        disconnect_invoker: Invoker | None = None,
     ) -> None:
         self._handler = handler
         self._invoker = invoker
+        # $disconnect has no client waiting on it: a lane of its own keeps a burst of them
+        # (thousands of clients leaving) from queueing the $connect and frames of others.
+        self._disconnect_invoker = disconnect_invoker or invoker
         self._on_stored = on_stored
         self._connections: dict[str, Connection] = {}
 
@@ -85,7 +113,7 @@ class WebSocketRelay:
         """Close every WebSocket with 1001 (going away); each then runs $disconnect."""
         await asyncio.gather(
             *(
-                c.socket.close(code=WSCloseCode.GOING_AWAY, message=b"relay stopping")
+                _close(c, WSCloseCode.GOING_AWAY, b"relay stopping")
                 for c in list(self._connections.values())
             ),
             return_exceptions=True,
@@ -93,7 +121,9 @@ class WebSocketRelay:
 
     async def serve_websocket(self, request: web.Request) -> web.StreamResponse:
         """One WebSocket client from handshake to close."""
-        socket = WebSocket(max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        socket = WebSocket(
+            max_msg_size=MAX_FRAME_BYTES, autoping=True, timeout=CLOSE_TIMEOUT_SECONDS
+        )
         if not socket.can_prepare(request).ok:
             return web.json_response(
                 {"error": "this port serves WebSockets: connect with ws://HOST:PORT/?site=SITE"},
@@ -108,7 +138,7 @@ class WebSocketRelay:
             user_agent=request.headers.get("User-Agent", ""),
             connected_at_ms=now_ms,
         )
-        connection = Connection(info, socket, last_active_ms=now_ms)
+        connection = Connection(info, socket, request.transport, last_active_ms=now_ms)
         # Known before $connect answers, so a broadcast racing the handshake waits for it
         # instead of finding the new row's id unknown (410) and deleting the row.
         self._connections[info.connection_id] = connection
@@ -128,13 +158,68 @@ class WebSocketRelay:
             connection.accepted.set()
             await self._disconnect(info, 1006)
             raise
+        writer = asyncio.create_task(self._write_frames(connection))
         connection.accepted.set()
         try:
             await self._receive_frames(connection)
         finally:
-            self._connections.pop(info.connection_id, None)
+            self._forget(connection)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
             await asyncio.shield(self._disconnect(info, socket.close_code or 1006))
         return socket
+
+    def _forget(self, connection: Connection) -> None:
+        """Unknown from now on: posts to it answer 410."""
+        if self._connections.get(connection.info.connection_id) is connection:
+            del self._connections[connection.info.connection_id]
+
+    def _enqueue(self, connection: Connection, frame: Frame) -> bool:
+        """Queue a frame for the client; False (and the client dropped) if its outbox is full."""
+        if connection.dropped:
+            return False
+        if connection.outbox_bytes + len(frame) > MAX_OUTBOX_BYTES:
+            self._drop(connection, "outbox full")
+            return False
+        connection.outbox_bytes += len(frame)
+        connection.outbox.put_nowait(frame)
+        return True
+
+    def _drop(self, connection: Connection, reason: str) -> None:
+        """Abort a client that does not keep up; the frames still queued for it are lost."""
+        if connection.dropped:
+            return
+        connection.dropped = True
+        self._forget(connection)
+        logger.warning(
+            "slow websocket client dropped",
+            extra={
+                "connection_id": connection.info.connection_id,
+                "reason": reason,
+                "frames_lost": connection.outbox.qsize(),
+                "bytes_lost": connection.outbox_bytes,
+            },
+        )
+        connection.abort()
+
+    async def _write_frames(self, connection: Connection) -> None:
+        """Send the client's queued frames in order, each within SEND_TIMEOUT_SECONDS."""
+        socket = connection.socket
+        while not connection.dropped:
+            frame = await connection.outbox.get()
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    if isinstance(frame, str):
+                        await socket.send_str(frame)
+                    else:
+                        await socket.send_bytes(frame)
+            except TimeoutError:
+                self._drop(connection, f"socket took no data for {SEND_TIMEOUT_SECONDS:g} s")
+                return
+            except (ConnectionError, RuntimeError):
+                # Closing or closed: the receive loop ends and runs $disconnect.
+                return
+            connection.outbox_bytes -= len(frame)
 
     async def _connect(
         self, info: WebSocketConnectionInfo, request: web.Request
@@ -183,7 +268,7 @@ class WebSocketRelay:
                 if route.posts_messages:
                     self._on_stored()
             if reply and not connection.socket.closed:
-                await connection.socket.send_str(reply)
+                self._enqueue(connection, reply)
 
     async def _disconnect(self, info: WebSocketConnectionInfo, close_code: int) -> None:
         event = websocket_event(
@@ -194,7 +279,7 @@ class WebSocketRelay:
         )
         # A crash is logged by the invoker; the row then expires by TTL.
         with contextlib.suppress(HandlerCrashed):
-            await self._invoker.invoke(self._handler, event, FUNCTION_NAME)
+            await self._disconnect_invoker.invoke(self._handler, event, FUNCTION_NAME)
 
     async def _live_connection(self, request: web.Request) -> Connection | None:
         connection = self._connections.get(request.match_info["connection_id"])
@@ -206,7 +291,9 @@ class WebSocketRelay:
             except TimeoutError:
                 return None
         live = self._connections.get(connection.info.connection_id) is connection
-        return connection if live and not connection.socket.closed else None
+        if not live or connection.dropped or connection.socket.closed:
+            return None
+        return connection
 
     async def post_to_connection(self, request: web.Request) -> web.Response:
         """PostToConnection: send the request body to the client as one frame."""
@@ -216,16 +303,12 @@ class WebSocketRelay:
         connection = await self._live_connection(request)
         if connection is None:
             return _gone()
+        frame: Frame
         try:
-            text = data.decode("utf-8")
+            frame = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = None
-        try:
-            if text is None:
-                await connection.socket.send_bytes(data)
-            else:
-                await connection.socket.send_str(text)
-        except (ConnectionError, RuntimeError):
+            frame = data
+        if not self._enqueue(connection, frame):
             return _gone()
         return web.Response(status=200)
 
@@ -248,8 +331,18 @@ class WebSocketRelay:
         connection = await self._live_connection(request)
         if connection is None:
             return _gone()
-        await connection.socket.close(code=WSCloseCode.OK, message=b"deleted")
+        self._forget(connection)
+        await _close(connection, WSCloseCode.OK, b"deleted")
         return web.Response(status=204)
+
+
+async def _close(connection: Connection, code: int, message: bytes) -> None:
+    """Close with ``code``; abort if the client does not finish the handshake in time."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+            await connection.socket.close(code=code, message=message)
+    except (TimeoutError, ConnectionError, RuntimeError):
+        connection.abort()
 
 
 def _status_and_body(answer: Any) -> tuple[int, str]:
