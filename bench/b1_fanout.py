@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import functools
 import hashlib
 import hmac
 import os
@@ -329,11 +330,11 @@ def run(quick: bool) -> BenchResult:
                 ids = connection_ids(size)
                 event = rig.event_for(f"{SITE}-{size}", size)
                 actions: dict[str, Callable[[], object]] = {
-                    "a": lambda ids=ids: old_design(endpoint, ids, FRAME),
-                    "b": lambda ids=ids: poster.post_to_all(ids, FRAME),
-                    "b_handler": lambda event=event: rig.invoke(event),
-                    "c": lambda ids=ids: floor.post_to_all(ids, FRAME),
-                    "c_botocore": lambda ids=ids: floor_botocore.post_to_all(ids, FRAME),
+                    "a": functools.partial(old_design, endpoint, ids, FRAME),
+                    "b": functools.partial(poster.post_to_all, ids, FRAME),
+                    "b_handler": functools.partial(rig.invoke, event),
+                    "c": functools.partial(floor.post_to_all, ids, FRAME),
+                    "c_botocore": functools.partial(floor_botocore.post_to_all, ids, FRAME),
                 }
                 for repeat in range(repeats):
                     for variant in variants:
