@@ -14,9 +14,10 @@ explicit failures, not losses), messages stored (``GET /recent-logs?after_time=0
 site), deliveries expected (posted x subscribers of the site) and made, duplicates, frames out
 of order, and the relay's own accounting from its JSON logs (the broadcaster's ``batch done``
 totals: delivered, gone, failed; dropped slow clients; records dropped after retries). A
-delivery not made 10 s after the last post is lost. Then rate steps (each a fixed time at a
-higher rate, stopping at the first step that loses a message) find the highest post rate
-that still loses nothing. Loopback only; every wait is bounded.
+delivery made more than 10 s after the last post is late (a backlog: the relay did not keep
+up); one not made 70 s after it is lost. Then rate steps (each a fixed time at a higher rate,
+stopping at the first step with a late or lost delivery) find the highest post rate the relay
+keeps up with, losing nothing. Loopback only; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from bench.common import BenchResult, Goal, Table, add_lambda_source_to_path, be
 
 CONNECT_TIMEOUT = 60.0
 DRAIN_SECONDS = 10.0
+# After the drain window, how long to keep waiting for a backlog before calling it lost.
+BACKLOG_SECONDS = 60.0
 POST_TIMEOUT = 30.0
 
 
@@ -77,6 +80,7 @@ class LoadRun:
     stored: int = 0
     expected: int = 0
     delivered: int = 0
+    late: int = 0
     duplicates: int = 0
     out_of_order: int = 0
     exact_subscribers: int = 0
@@ -90,7 +94,7 @@ class LoadRun:
 
     @property
     def lost(self) -> int:
-        """Deliveries expected (posted x subscribers of its site) and not made in time."""
+        """Deliveries expected (posted x subscribers of its site) and never made."""
         return self.expected - self.delivered
 
     @property
@@ -98,6 +102,7 @@ class LoadRun:
         """Every message posted, stored and delivered once, in order, to every subscriber."""
         return (
             self.lost == 0
+            and self.late == 0
             and self.post_errors == 0
             and self.stored == self.posted
             and self.duplicates == 0
@@ -120,6 +125,7 @@ class LoadRun:
             str(self.stored),
             str(self.expected),
             str(self.delivered),
+            str(self.late),
             str(self.lost),
             str(self.duplicates + self.out_of_order),
             f"{self.relay_delivered} / {self.relay_failed} / {self.relay_gone}",
@@ -140,6 +146,7 @@ HEADERS = [
     "stored",
     "deliveries expected",
     "delivered",
+    "of which late",
     "lost",
     "duplicate or out of order",
     "relay: delivered / failed / gone",
@@ -285,6 +292,14 @@ async def post_for(
         if time.perf_counter() > deadline:
             break
         await asyncio.sleep(0.05)
+    in_time = sum(len(s.received) for s in subscribers)
+    # A backlog is not a loss: wait for it (bounded), counting what arrives as late.
+    deadline = time.perf_counter() + BACKLOG_SECONDS
+    while sum(len(s.received) for s in subscribers) < run.expected:
+        if time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    run.late = sum(len(s.received) for s in subscribers) - in_time
     for subscriber in subscribers:
         got = subscriber.received
         distinct = set(got)
@@ -355,7 +370,8 @@ def run(quick: bool) -> BenchResult:
             title="Messages posted, stored and delivered",
             headers=HEADERS,
             rows=[main.row(), *(step.row() for step in stepped)],
-            note="lost: deliveries not made 10 s after the last post. relay: the "
+            note="late: deliveries made more than 10 s after the last post (a backlog: the "
+            "relay did not keep up); lost: never made, 70 s after the last post. relay: the "
             "broadcaster's own totals from the relay's logs (failed: posts to a connection "
             "that failed after retries; gone: 410) and clients or stream records it dropped.",
         )
