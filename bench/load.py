@@ -384,7 +384,8 @@ def run(quick: bool) -> BenchResult:
     else:
         highest = "none of the steps"
     result.notes.append(
-        f"Highest post rate that lost nothing, with {settings.subscribers} subscribers over "
+        f"Highest post rate kept up with (nothing late or lost), {settings.subscribers} "
+        f"subscribers over "
         f"{settings.sites} sites: **{highest}**."
     )
     result.goals.append(
