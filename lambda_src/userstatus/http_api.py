@@ -76,10 +76,12 @@ def get_recent_logs(event: Event, rt: Runtime) -> Answer:
     site = validate_site(query.get("site"))
     after_time = _after_time(query.get("after_time"))
     limit = _limit(query.get("limit"))
-    entries = [json_text(m.to_wire()) for m in rt.messages.after(site, after_time, limit)]
-    body, kept = json_array_of_newest(entries, MAX_RESPONSE_BYTES)
-    headers = {TRUNCATED_HEADER: "true"} if kept < len(entries) else {}
-    return 200, body, headers
+    entries = rt.messages.entries_after(site, after_time, limit)
+    body = json_text(entries)
+    if _utf8_length(body) <= MAX_RESPONSE_BYTES:
+        return 200, RawJson(body), {}
+    trimmed, kept = json_array_of_newest([json_text(e) for e in entries], MAX_RESPONSE_BYTES)
+    return 200, trimmed, {TRUNCATED_HEADER: "true"} if kept < len(entries) else {}
 
 
 def get_online_users(event: Event, rt: Runtime) -> Answer:
@@ -118,12 +120,15 @@ def json_array_of_newest(entries: list[str], budget: int) -> tuple[RawJson, int]
     size = 2
     first = 0
     for index in range(len(entries) - 1, -1, -1):
-        entry = entries[index]
-        size += (len(entry) if entry.isascii() else len(entry.encode())) + 1
+        size += _utf8_length(entries[index]) + 1
         if size > budget:
             first = index + 1
             break
     return RawJson("[" + ",".join(entries[first:]) + "]"), len(entries) - first
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _after_time(raw: str | None) -> Decimal:

@@ -10,15 +10,17 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from userstatus.config import ConfigError, Settings
 from userstatus.logs import configure_logging
-from userstatus.management_api import ConnectionPoster
 from userstatus.store import ConnectionStore, MessageStore
+
+if TYPE_CHECKING:
+    from userstatus.management_api import ConnectionPoster
 
 _DYNAMODB_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -39,7 +41,9 @@ class Runtime:
 
     @functools.cached_property
     def poster(self) -> ConnectionPoster:
-        """The management API client; only the broadcaster needs it."""
+        """The management API client; only the broadcaster needs it (so only it imports it)."""
+        from userstatus.management_api import ConnectionPoster
+
         endpoint = self.settings.management_endpoint
         if endpoint is None:
             raise ConfigError("WEBSOCKET_MANAGEMENT_ENDPOINT is required to broadcast")

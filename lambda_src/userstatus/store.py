@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from userstatus import keys
 from userstatus.config import CONNECTION_TTL_SECONDS
 from userstatus.errors import StoreUnavailable
-from userstatus.model import Message, sort_key_after
+from userstatus.model import Message, number_from_text, sort_key_after
 
 _UNAVAILABLE_CODES = frozenset(
     {
@@ -83,10 +83,14 @@ class MessageStore:
             keys.MESSAGES.ttl_attribute: {"N": str(int(received_at) + self._retention)},
         }
 
-    def after(self, site: str, after_time: Decimal, limit: int | None = None) -> list[Message]:
-        """Messages of ``site`` stamped after ``after_time``, oldest first, every page read.
+    def entries_after(
+        self, site: str, after_time: Decimal, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Recent-logs entries of ``site`` stamped after ``after_time``, oldest first.
 
-        With ``limit``, only the newest ``limit`` of them (still oldest first).
+        Every page is read. With ``limit``, only the newest ``limit`` (still oldest first).
+        Entries are built straight from the items (this is the hot loop of recent-logs): the
+        wire shape of ``Message.to_wire``.
         """
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -103,9 +107,18 @@ class MessageStore:
         }
         if limit is not None:
             request["Limit"] = limit
-        found: list[Message] = []
+        site_name = keys.MESSAGES.partition_key.name
+        found: list[dict[str, Any]] = []
         for page in query_pages(self._client, request):
-            found.extend(message_from_item(item) for item in page["Items"])
+            found.extend(
+                {
+                    "site": item[site_name]["S"],
+                    "message": item["message"]["S"],
+                    "log_level": item["log_level"]["S"],
+                    "timestamp": number_from_text(item["timestamp"]["N"]),
+                }
+                for item in page["Items"]
+            )
             if limit is not None and len(found) >= limit:
                 del found[limit:]
                 break

@@ -12,6 +12,8 @@ from userstatus.errors import InvalidInput, PayloadTooLarge
 from userstatus.model import (
     MAX_MESSAGE_BYTES,
     Message,
+    decimal_to_number,
+    number_from_text,
     parse_json_object,
     parse_seconds,
     sort_key_after,
@@ -178,3 +180,12 @@ def test_sort_keys_order_by_time_and_differ_within_a_second() -> None:
     assert sort_key_after(Decimal("1604514062.999999999")) < late.sort_key
     tiny = Message("s", "m", "info", Decimal("1E-9"), "d" * 32)
     assert sort_key_after(Decimal(0)) < tiny.sort_key
+
+
+@pytest.mark.parametrize(
+    "text", ["1604514063", "1604514063.5", "1604514063.123456789", "1E-9", "5E+2", "0.25", "-3"]
+)
+def test_stored_numbers_read_back_like_decimal_does(text: str) -> None:
+    fast = number_from_text(text)
+    exact = decimal_to_number(Decimal(text))
+    assert (fast, type(fast)) == (exact, type(exact))

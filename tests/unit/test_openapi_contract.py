@@ -228,7 +228,7 @@ def test_unexpected_errors_match_the_500_schema(monkeypatch: pytest.MonkeyPatch)
         raise RuntimeError("internals")
 
     monkeypatch.setattr(runtime().messages, "put", explode)
-    monkeypatch.setattr(runtime().messages, "after", explode)
+    monkeypatch.setattr(runtime().messages, "entries_after", explode)
     monkeypatch.setattr(runtime().connections, "count", explode)
     for path, method, event in (
         ("/newlog", "post", load_event("http_post_newlog")),
