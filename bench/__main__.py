@@ -21,7 +21,13 @@ from pathlib import Path
 from bench.common import REPOSITORY_ROOT, BenchResult, load_text
 from bench.report import render_goals, render_result
 
-BENCHMARKS = ("bench.b1_fanout", "bench.b2_coldstart", "bench.b3_relay", "bench.b4_recent_logs")
+BENCHMARKS = (
+    "bench.b1_fanout",
+    "bench.b2_coldstart",
+    "bench.b3_relay",
+    "bench.b4_recent_logs",
+    "bench.load",
+)
 DOCUMENT = REPOSITORY_ROOT / "docs" / "performance.md"
 
 
