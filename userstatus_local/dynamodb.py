@@ -1,4 +1,8 @@
-"""The relay's DynamoDB: moto in server mode in this process, or any endpoint given.
+"""The relay's DynamoDB: moto's server in a child process, or any endpoint given.
+
+moto costs several milliseconds of CPU per call; in the relay's own process it would compete
+with the HTTP and WebSocket servers for the GIL and one core (docs/performance.md, B3). The
+child is started and stopped with the relay (and ends with it, even if the relay is killed).
 
 Tables are created from the key definitions in ``userstatus.keys`` (the ones the stack uses),
 with a NEW_IMAGE stream on the messages table for the broadcaster.
@@ -6,34 +10,103 @@ with a NEW_IMAGE stream on the messages table for the broadcaster.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from typing import Any
 
 logger = logging.getLogger("userstatus_local.dynamodb")
 
 MESSAGES_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+START_TIMEOUT_SECONDS = 30.0
+_START_ATTEMPTS = 3
 
 
 class EmbeddedDynamoDB:
-    """moto's threaded server on ``host``; ``port`` 0 picks a free port."""
+    """moto's server (``python -m moto.server``) as a child process on ``host``.
+
+    ``port`` 0 picks a free port.
+    """
 
     def __init__(self, host: str, port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
-
-        # moto's werkzeug server logs every request; the relay's own logs are enough.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._host = host
+        self._port = port
+        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
         """Start serving; return the endpoint URL."""
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        return f"http://{_url_host(host)}:{port}"
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            port = self._port or _free_port(self._host)
+            with tempfile.TemporaryFile() as errors:
+                process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+                    [sys.executable, "-m", "moto.server", "-H", self._host, "-p", str(port)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    # Not in the terminal's process group: Ctrl-C reaches the relay, which stops
+                    # this server after its own shutdown (which still uses it).
+                    start_new_session=True,
+                    # Safe here: the relay starts this before it starts any thread.
+                    preexec_fn=_end_with_parent,
+                )
+                if _wait_until_listening(process, self._host, port):
+                    self._process = process
+                    return f"http://{_url_host(self._host)}:{port}"
+                errors.seek(0)
+                output = errors.read().decode(errors="replace").strip()
+            _stop(process)
+            if self._port or attempt == _START_ATTEMPTS:
+                raise RuntimeError(f"the embedded DynamoDB (moto) did not start: {output[-2000:]}")
+            logger.info("moto could not use port %d; trying another", port)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Stop serving."""
-        self._server.stop()
+        if self._process is not None:
+            _stop(self._process)
+            self._process = None
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _end_with_parent() -> None:
+    """In the child: receive SIGTERM when the relay dies (Linux), so no server is left behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def ensure_tables(client: Any, messages_table: str, connections_table: str) -> str:
