@@ -5,11 +5,13 @@ frame ``{"site", "message", "log_level", "timestamp": "<whole seconds>"}`` to al
 once, and forget connections that answer 410 Gone. A post that is throttled or fails is retried
 a bounded number of times; one connection's failure never stops the others.
 
-Partial batch failures: if a record cannot be processed (the connections query fails), it and
-every record after it are reported in ``batchItemFailures`` and nothing after it is delivered,
-so the retry resumes there and no connection gets a message twice. A malformed record is logged
-and skipped (retrying cannot mend it). Other event types (MODIFY, REMOVE: TTL deletions) are
-ignored.
+Partial batch failures: if a record cannot be processed (the connections query fails), or the
+invocation is about to run out of time before it starts, it and every record after it are
+reported in ``batchItemFailures`` and nothing after it is delivered, so the retry resumes there
+and no connection gets a message twice (a function timeout would replay the whole batch). Posts
+of a record still unfinished at the deadline count as failed, and are not sent again. A
+malformed record is logged and skipped (retrying cannot mend it). Other event types (MODIFY,
+REMOVE: TTL deletions) are ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from userstatus.runtime import Runtime, runtime
 from userstatus.store import message_from_item
 
 logger = logging.getLogger("userstatus.broadcast")
+
+# Stop posting this long before the function's timeout, to log and report the batch; records
+# not started by then are reported for retry, so a timeout never replays delivered records.
+TIME_RESERVE_SECONDS = 5.0
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
@@ -49,6 +55,14 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     for index, record in enumerate(records):
         if record.get("eventName") != "INSERT":
             continue
+        deadline = _deadline(context)
+        if deadline is not None and deadline <= time.monotonic():
+            logger.warning(
+                "out of time; this record and the ones after it will be retried",
+                extra={"index": index},
+            )
+            failed_from = index
+            break
         parsed = _frame_of(record)
         if parsed is None:
             totals["skipped"] += 1
@@ -60,7 +74,7 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
                     message.site, now=time.time()
                 )
             ids = connections_of_site[message.site]
-            result = rt.poster.post_to_all(ids, frame)
+            result = rt.poster.post_to_all(ids, frame, deadline=deadline)
         except Exception:
             logger.exception(
                 "record failed; it and the records after it will be retried",
@@ -81,6 +95,15 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     ]
     logger.info("batch done", extra={**totals, "retried": len(failures)})
     return {"batchItemFailures": failures}
+
+
+def _deadline(context: object) -> float | None:
+    """When this invocation must stop posting (``time.monotonic()``), keeping a reserve to
+    report the batch; None when the context does not tell the remaining time."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return time.monotonic() + float(remaining()) / 1000 - TIME_RESERVE_SECONDS
 
 
 def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:

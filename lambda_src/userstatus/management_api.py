@@ -91,14 +91,20 @@ class ConnectionPoster:
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
 
-    def post_to_all(self, connection_ids: Iterable[str], payload: bytes) -> FanoutResult:
-        """Post ``payload`` to every connection; never raises for a single connection."""
+    def post_to_all(
+        self, connection_ids: Iterable[str], payload: bytes, *, deadline: float | None = None
+    ) -> FanoutResult:
+        """Post ``payload`` to every connection; never raises for a single connection.
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds the whole fan-out: posts not
+        finished by then count as failed (they are not sent again, so none is sent twice).
+        """
         ids = list(connection_ids)
         if not ids:
             return FanoutResult()
         signer = self._signer()
         with self._lock:
-            return self._loop.run_until_complete(self._fan_out(ids, payload, signer))
+            return self._loop.run_until_complete(self._fan_out(ids, payload, signer, deadline))
 
     def close(self) -> None:
         """Close pooled connections and the event loop."""
@@ -122,15 +128,30 @@ class ConnectionPoster:
             self._signers = {credentials: signer}
         return signer
 
-    async def _fan_out(self, ids: list[str], payload: bytes, signer: RequestSigner) -> FanoutResult:
+    async def _fan_out(
+        self, ids: list[str], payload: bytes, signer: RequestSigner, deadline: float | None
+    ) -> FanoutResult:
         pending = deque(ids)
         result = FanoutResult()
         body_hash = payload_hash(payload)
+        loop = asyncio.get_running_loop()
+        # The event loop's clock is time.monotonic(), as the caller's deadline.
+        stop_at = deadline if deadline is not None else loop.time() + 10 * 365 * 86400
 
         async def drain() -> None:
             while pending:
                 connection_id = pending.popleft()
-                status = await self._post_with_retries(signer, connection_id, payload, body_hash)
+                try:
+                    async with asyncio.timeout_at(stop_at):
+                        status = await self._post_with_retries(
+                            signer, connection_id, payload, body_hash
+                        )
+                except TimeoutError:
+                    logger.warning("post out of time", extra={"connection_id": connection_id})
+                    status = 0
+                except Exception:
+                    logger.exception("post failed", extra={"connection_id": connection_id})
+                    status = 0
                 if status == 200:
                     result.delivered += 1
                 elif status == 410:
@@ -243,6 +264,8 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
                 length = int(value)
             except ValueError as error:
                 raise _BadAnswer("bad content-length") from error
+            if length < 0:
+                raise _BadAnswer("negative content-length")
         elif name == b"transfer-encoding":
             chunked = b"chunked" in value
         elif name == b"connection":

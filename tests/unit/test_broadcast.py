@@ -156,3 +156,44 @@ def test_each_connection_gets_each_message_once(management_api: FakeManagementAp
 
 def test_empty_batch_is_fine() -> None:
     assert run() == []
+
+
+def test_records_it_has_no_time_for_are_left_for_the_retry(
+    management_api: FakeManagementApi,
+) -> None:
+    # Given an invocation with less time left than the broadcaster keeps in reserve
+    connect("tst", "a=")
+    context = FakeLambdaContext(remaining_millis=int(broadcast.TIME_RESERVE_SECONDS * 1000) - 1)
+    # When a batch arrives
+    result = broadcast.handler({"Records": [record("tst", "1", 1), record("tst", "2", 2)]}, context)
+    # Then nothing is posted and every record is reported for retry
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == ["1", "2"]
+    assert management_api.posts == []
+
+
+def test_posts_unfinished_at_the_deadline_fail_without_being_sent_again(
+    management_api: FakeManagementApi,
+) -> None:
+    # Given slow connections and a fan-out deadline that passes while posting
+    management_api.delay = 0.5
+    ids = [f"slow{i}=" for i in range(3)]
+    result = runtime().poster.post_to_all(ids, b"{}", deadline=time.monotonic() + 0.1)
+    # Then each is counted failed, and was posted at most once
+    assert (result.delivered, sorted(result.failed)) == (0, sorted(ids))
+    assert all(len(management_api.posts_to(i)) <= 1 for i in ids)
+
+
+def test_a_malformed_answer_fails_one_connection_not_the_fan_out(
+    management_api: FakeManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poster = runtime().poster
+    real_post = poster._post
+
+    async def garbled(signer: Any, connection_id: str, payload: bytes, body_hash: str) -> int:
+        if connection_id == "bad=":
+            raise ValueError("garbled answer")
+        return await real_post(signer, connection_id, payload, body_hash)
+
+    monkeypatch.setattr(poster, "_post", garbled)
+    result = poster.post_to_all(["bad=", "good="], b"{}")
+    assert (result.delivered, result.failed) == (1, ["bad="])
