@@ -4,14 +4,18 @@ A thread reads every shard of the stream (shards open at start from LATEST, shar
 from TRIM_HORIZON), hands new records to the handler in batches of at most ``batch_size`` in
 the Lambda event shape, and honours the partial-failure answer (``batchItemFailures``): the
 batch is retried from the lowest failed sequence number, at most ``max_attempts`` times in all,
-then the failed records are logged and skipped. It polls every ``IDLE_POLL_SECONDS`` when idle,
-and at once when woken (the relay wakes it after each route that stores a message).
+then the failed records are logged and skipped. The relay wakes it after each route that
+stores a message, so those are polled at once; while idle it polls every ``IDLE_POLL_SECONDS``
+(0.25 s), so writes that bypass the relay's routes are seen within that. New shards are looked
+for every ``SHARD_REFRESH_SECONDS``, busy or idle. After an error every shard is reopened after
+its last handled record, or with its starting iterator type if none was handled yet.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +25,7 @@ logger = logging.getLogger("userstatus_local.stream")
 
 BatchHandler = Callable[[Mapping[str, Any], object], Any]
 
-IDLE_POLL_SECONDS = 0.02
+IDLE_POLL_SECONDS = 0.25
 SHARD_REFRESH_SECONDS = 5.0
 ERROR_BACKOFF_SECONDS = 1.0
 
@@ -50,6 +54,7 @@ class StreamPoller:
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
         self._iterators: dict[str, str] = {}
         self._last_sequence: dict[str, str] = {}
+        self._starting_type: dict[str, str] = {}
         self._known_shards: set[str] = set()
 
     def start(self) -> None:
@@ -69,22 +74,20 @@ class StreamPoller:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        since_refresh = 0.0
+        refreshed_at = time.monotonic()
         while not self._stop.is_set():
             try:
                 got_records = self._poll_once()
-                if since_refresh >= SHARD_REFRESH_SECONDS:
+                if time.monotonic() - refreshed_at >= SHARD_REFRESH_SECONDS:
                     self._refresh_shards(initial=False)
-                    since_refresh = 0.0
+                    refreshed_at = time.monotonic()
             except Exception:
                 logger.exception("stream poll failed; retrying")
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
                 self._reposition_all()
-                since_refresh += ERROR_BACKOFF_SECONDS
                 continue
             if not got_records:
                 self._wake.wait(IDLE_POLL_SECONDS)
-                since_refresh += IDLE_POLL_SECONDS
             self._wake.clear()
 
     def _poll_once(self) -> bool:
@@ -144,9 +147,9 @@ class StreamPoller:
             closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
             if initial and closed:
                 continue
-            self._iterators[shard_id] = self._iterator(
-                shard_id, "LATEST" if initial else "TRIM_HORIZON"
-            )
+            starting_type = "LATEST" if initial else "TRIM_HORIZON"
+            self._starting_type[shard_id] = starting_type
+            self._iterators[shard_id] = self._iterator(shard_id, starting_type)
 
     def _reposition_all(self) -> None:
         """After an error (an expired iterator, say), resume after the last record handled."""
@@ -154,7 +157,9 @@ class StreamPoller:
             for shard_id in list(self._iterators):
                 last = self._last_sequence.get(shard_id)
                 if last is None:
-                    self._iterators[shard_id] = self._iterator(shard_id, "LATEST")
+                    self._iterators[shard_id] = self._iterator(
+                        shard_id, self._starting_type[shard_id]
+                    )
                 else:
                     self._iterators[shard_id] = self._iterator(
                         shard_id, "AFTER_SEQUENCE_NUMBER", last

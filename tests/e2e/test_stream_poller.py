@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.wire import wait_until
+from userstatus_local import stream_poller
 from userstatus_local.stream_poller import StreamPoller
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/m/stream/label"
@@ -51,6 +52,48 @@ class ScriptedStream:
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         records = self._pending.pop() if self._pending else []
+        return {"Records": records, "NextShardIterator": ShardIterator}
+
+
+class ShardedStream:
+    """Shards that can appear while polling; each iterator is its shard's id.
+
+    ``pending`` records are returned once; ``busy_shard`` returns a new record on every call
+    (steady load); ``fail_next_get_records`` makes the next ``get_records`` raise once.
+    """
+
+    def __init__(
+        self,
+        shard_ids: list[str],
+        pending: dict[str, list[dict[str, Any]]] | None = None,
+        busy_shard: str | None = None,
+    ) -> None:
+        self.shard_ids = list(shard_ids)
+        self.pending = dict(pending or {})
+        self.busy_shard = busy_shard
+        self.fail_next_get_records = False
+        self.iterator_requests: list[tuple[str, str]] = []
+        self._next_busy_sequence = 1000
+
+    def describe_stream(self, StreamArn: str) -> dict[str, Any]:
+        shards = [
+            {"ShardId": shard_id, "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
+            for shard_id in list(self.shard_ids)
+        ]
+        return {"StreamDescription": {"StreamArn": StreamArn, "Shards": shards}}
+
+    def get_shard_iterator(self, **request: str) -> dict[str, str]:
+        self.iterator_requests.append((request["ShardId"], request["ShardIteratorType"]))
+        return {"ShardIterator": request["ShardId"]}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        if self.fail_next_get_records:
+            self.fail_next_get_records = False
+            raise RuntimeError("ExpiredIteratorException")
+        records = self.pending.pop(ShardIterator, [])
+        if ShardIterator == self.busy_shard:
+            self._next_busy_sequence += 1
+            records = [stream_record(self._next_busy_sequence)]
         return {"Records": records, "NextShardIterator": ShardIterator}
 
 
@@ -150,3 +193,58 @@ def test_a_raising_handler_has_the_whole_batch_retried() -> None:
     finally:
         poller.stop()
     assert calls == [[7, 8], [7, 8]]
+
+
+def test_after_an_error_shards_without_a_handled_record_reopen_as_they_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stream_poller, "SHARD_REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(stream_poller, "ERROR_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(stream_poller, "IDLE_POLL_SECONDS", 0.01)
+    # Given a shard open at start with a record, one open at start without any
+    handler = RecordingHandler()
+    stream = ShardedStream(["handled", "quiet"], pending={"handled": [stream_record(5)]})
+    poller = StreamPoller(stream, ARN, handler)
+    poller.start()
+    try:
+        wait_until(lambda: len(handler.batches) >= 1, timeout=5)
+        # and a shard found later, with no record yet
+        stream.shard_ids.append("later")
+        wait_until(lambda: ("later", "TRIM_HORIZON") in stream.iterator_requests, timeout=5)
+        # When a poll fails
+        stream.fail_next_get_records = True
+        wait_until(lambda: len(stream.iterator_requests) >= 6, timeout=5)
+    finally:
+        poller.stop()
+
+    # Then each shard resumes after its last record, or from where it first started
+    assert stream.iterator_requests == [
+        ("handled", "LATEST"),
+        ("quiet", "LATEST"),
+        ("later", "TRIM_HORIZON"),
+        ("handled", "AFTER_SEQUENCE_NUMBER"),
+        ("quiet", "LATEST"),
+        ("later", "TRIM_HORIZON"),
+    ]
+
+
+def test_new_shards_are_found_under_steady_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream_poller, "SHARD_REFRESH_SECONDS", 0.05)
+    handled: list[int] = []
+
+    def counting(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        handled.append(len(event["Records"]))
+        return {"batchItemFailures": []}
+
+    # Given a shard that has new records on every poll, so the poller never idles
+    stream = ShardedStream(["busy"], busy_shard="busy")
+    poller = StreamPoller(stream, ARN, counting)
+    poller.start()
+    try:
+        wait_until(lambda: len(handled) >= 1, timeout=5)
+        # When a shard appears
+        stream.shard_ids.append("split")
+        # Then it is found and read from its start
+        wait_until(lambda: ("split", "TRIM_HORIZON") in stream.iterator_requests, timeout=5)
+    finally:
+        poller.stop()
