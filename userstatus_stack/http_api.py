@@ -11,19 +11,12 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from userstatus import cors
 from userstatus.routes import HTTP_ROUTES, HttpRoute
 from userstatus_stack.access_logs import HTTP_ACCESS_LOG_FIELDS, AccessLogSettings, access_log_group
 from userstatus_stack.config import StageConfig
 from userstatus_stack.functions import api_functions, function_id
 from userstatus_stack.nag import acknowledge
-
-CORS_ALLOWED_HEADERS = (
-    "content-type",
-    "authorization",
-    "x-amz-date",
-    "x-amz-security-token",
-    "x-amz-content-sha256",
-)
 
 
 class StatusHttpApi(Construct):
@@ -60,7 +53,8 @@ class StatusHttpApi(Construct):
                     | {apigw.CorsHttpMethod.OPTIONS},
                     key=lambda method: method.value,
                 ),
-                allow_headers=list(CORS_ALLOWED_HEADERS),
+                allow_headers=list(cors.ALLOWED_HEADERS),
+                expose_headers=list(cors.EXPOSED_HEADERS),
                 max_age=Duration.hours(1),
             ),
         )

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from userstatus.cors import TRUNCATED_HEADER, cors_headers
 from userstatus.errors import InvalidInput, RouteNotFound
 from userstatus.logs import bind_request_id
 from userstatus.model import parse_json_object, parse_seconds, validate_message, validate_site
@@ -32,7 +33,6 @@ DEFAULT_WINDOW_SECONDS = 24 * 3600
 MAX_LIMIT = 1000
 # Lambda answers at most 6 MB; keep the JSON body well under it.
 MAX_RESPONSE_BYTES = 5_500_000
-TRUNCATED_HEADER = "X-Userstatus-Truncated"
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 Event = Mapping[str, Any]
@@ -95,24 +95,6 @@ ROUTES: dict[str, Callable[[Event, Runtime], Answer]] = {
     "GET /recent-logs": get_recent_logs,
     "GET /onlineusers": get_online_users,
 }
-
-
-def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    """CORS headers for a response to ``origin`` (all origins when ``*`` is allowed)."""
-    headers = {
-        "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
-        "Access-Control-Allow-Headers": (
-            "Content-Type,Authorization,X-Amz-Date,X-Amz-Security-Token"
-        ),
-        "Access-Control-Expose-Headers": TRUNCATED_HEADER,
-    }
-    if "*" in allowed:
-        headers["Access-Control-Allow-Origin"] = "*"
-    else:
-        headers["Vary"] = "Origin"
-        if origin in allowed:
-            headers["Access-Control-Allow-Origin"] = origin
-    return headers
 
 
 def json_array_of_newest(entries: list[str], budget: int) -> tuple[RawJson, int]:

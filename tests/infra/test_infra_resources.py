@@ -222,6 +222,8 @@ def test_http_api_cors_and_throttled_default_stage(synthesized: Synthesized) -> 
             "CorsConfiguration": {
                 "AllowOrigins": list(config.cors_allowed_origins),
                 "AllowMethods": ["GET", "OPTIONS", "POST"],
+                # Browsers may read the truncation header only if API Gateway exposes it.
+                "ExposeHeaders": ["X-Userstatus-Truncated"],
             },
         },
     )
