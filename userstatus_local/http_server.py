@@ -2,8 +2,9 @@
 
 Each request on a routed path becomes an API Gateway HTTP API event (payload format 2.0) for
 the HTTP handler, whose answer is returned as is; ``OPTIONS`` on a routed path goes to the
-handler too (CORS preflight). Other paths answer 404 ``{"error": "no route ..."}``; bodies over
-API Gateway's 10 MB answer 413 ``{"message": "Request Entity Too Large"}`` as it does.
+handler too (CORS preflight). Other paths answer 404 ``{"message": "Not Found"}`` and bodies
+over API Gateway's 10 MB answer 413 ``{"message": "Request Entity Too Large"}``, as API Gateway
+itself does (the stack's HTTP API has no ``$default`` route).
 """
 
 from __future__ import annotations
@@ -67,9 +68,8 @@ class HttpRelay:
         """One API request through the HTTP handler."""
         route_key = http_route_key(request.method, request.path)
         if route_key is None:
-            return web.json_response(
-                {"error": f"no route {request.method} {request.path}"}, status=404
-            )
+            # No $default route: API Gateway answers unknown routes itself.
+            return web.json_response({"message": "Not Found"}, status=404)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -54,11 +54,12 @@ def test_binary_body_reaches_the_handler_base64_encoded(relay: RelayProcess, sit
     assert answer.json["message"] == "bytes"
 
 
-def test_unknown_route_is_answered_404_json(relay: RelayProcess) -> None:
+def test_unknown_route_is_answered_404_like_api_gateway(relay: RelayProcess) -> None:
+    # An HTTP API without a $default route answers unknown routes itself, before any function.
     for method, path in [("GET", "/nowhere"), ("DELETE", "/newlog"), ("GET", "/newlog")]:
         answer = http(method, relay.http_url + path)
         assert answer.status == 404
-        assert answer.json == {"error": f"no route {method} {path}"}
+        assert answer.json == {"message": "Not Found"}
 
 
 def test_preflight_is_answered_by_the_handler(relay: RelayProcess) -> None:

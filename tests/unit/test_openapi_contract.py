@@ -241,6 +241,8 @@ def test_unexpected_errors_match_the_500_schema(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_unknown_route_matches_the_404_schema() -> None:
+    # API Gateway answers unknown routes itself ({"message": "Not Found"}, a spec example);
+    # the handler's own 404 for a route key it does not know is documented too.
     event = load_event("http_post_newlog")
     event["routeKey"] = "POST /nothing"
     response = call(event)
