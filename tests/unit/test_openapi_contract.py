@@ -358,6 +358,16 @@ def test_websocket_unsupported_frames_list_the_supported_actions() -> None:
     assert body["supported_actions"] == list(WEBSOCKET_ACTIONS)
 
 
+def test_websocket_newlog_frame_without_its_route_matches_the_403_schema() -> None:
+    # Given a stage deployed with post_auth=iam: no newlog route, so the frame reaches $default
+    event = load_event("ws_newlog")
+    event["requestContext"]["routeKey"] = "$default"
+    status, body = ws_answer(event)
+    assert status == 403
+    validator("/components/schemas/ErrorFrame").validate(body)
+    assert body["status"] == 403
+
+
 def test_websocket_connect_rejection_matches_the_documented_body() -> None:
     status, body = ws_answer(with_query("ws_connect", None))
     assert status == 400
