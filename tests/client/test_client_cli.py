@@ -60,11 +60,12 @@ def test_send_with_a_timestamp(relay: FakeRelay) -> None:
 
 
 def test_send_reports_the_relays_refusal_and_exits_1(relay: FakeRelay) -> None:
-    status, out, err = run(["send", "--site", "bad site", "--url", relay.url, "hello"])
+    relay.fail_next(1, 400, "site tst is not registered")
+    status, out, err = run(["send", "--site", "tst", "--url", relay.url, "hello"])
     assert status == 1
     assert out == ""
     assert "HTTP 400" in err
-    assert "site must be 1-64 letters" in err
+    assert "site tst is not registered" in err
 
 
 def test_send_exits_1_when_the_relay_is_unreachable(relay: FakeRelay) -> None:
@@ -94,6 +95,87 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
         main(argv)
     assert exited.value.code == 2
     assert "usage: userstatus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["send", "--site", "bad site", "hello"], "site must be 1-64 letters"),
+        (["send", "--site", "", "hello"], "site must be 1-64 letters"),
+        (["tail", "--site", "x" * 65], "site must be 1-64 letters"),
+        (["tail", "--site", "tst/../other"], "site must be 1-64 letters"),
+        (["send", "--site", "tst", "--url", "127.0.0.1:3000", "hi"], "must start with http://"),
+        (["send", "--site", "tst", "--url", "ftp://relay", "hi"], "must start with http://"),
+        (["send", "--site", "tst", "--url", "http://", "hi"], "has no host"),
+        (["send", "--site", "tst", "--url", "http://h:99999", "hi"], "invalid port"),
+        (["send", "--site", "tst", "--url", "http://h/x?y=1", "hi"], "query or fragment"),
+        (["tail", "--site", "tst", "--url", "ws://127.0.0.1:3001"], "must start with http://"),
+        (["tail", "--site", "tst", "--ws-url", "http://127.0.0.1:3001"], "must start with ws://"),
+        (["tail", "--site", "tst", "--ws-url", "wss://"], "has no host"),
+        (["tail", "--site", "tst", "--ws-url", "ws://relay dev"], "whitespace"),
+    ],
+)
+def test_bad_site_or_urls_exit_2_with_a_clear_message(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert complaint in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "argv"),
+    [
+        ("USERSTATUS_URL", "ftp://relay", ["send", "--site", "tst", "hi"]),
+        ("USERSTATUS_URL", "relay.example.org", ["tail", "--site", "tst"]),
+        ("USERSTATUS_WS_URL", "https://relay.example.org", ["tail", "--site", "tst"]),
+    ],
+)
+def test_bad_urls_in_the_environment_exit_2_naming_the_variable(
+    variable: str,
+    value: str,
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"${variable}" in err
+    assert repr(value) in err
+
+
+def test_a_url_flag_wins_over_a_bad_environment_variable(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USERSTATUS_URL", "not a url")
+    monkeypatch.setenv("USERSTATUS_WS_URL", "not a url either")  # send never uses it
+    status, _, _ = run(["send", "--site", "tst", "--url", relay.url + "/", "hi"])
+    assert status == 0
+    assert relay.messages() == ["hi"]
+
+
+def test_tail_exits_1_with_the_servers_reason_when_the_handshake_is_refused(
+    relay: FakeRelay,
+) -> None:
+    # Given a relay that refuses the site at the WebSocket handshake (as $connect does: 400)
+    relay.fail_next_handshakes(1, 400, "site tst is closed")
+
+    # When tail starts
+    status, out, err = run(["tail", "--site", "tst", "--url", relay.url, "--ws-url", relay.ws_url])
+
+    # Then it stops at once with the server's reason instead of reconnecting
+    assert status == 1
+    assert out == ""
+    assert "HTTP 400" in err
+    assert "site tst is closed" in err
+    assert "reconnecting" not in err
+    assert relay.handshake_attempts == 1
 
 
 def test_help_runs_as_a_module(client_env: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from userstatus_client import (
     RetryPolicy,
     send,
 )
+from userstatus_client.relay import check_base_url
 
 FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.05)
 
@@ -173,6 +174,21 @@ def test_recent_logs_and_online_users(relay: FakeRelay) -> None:
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="http:// or https://"):
         RelayClient("ws://127.0.0.1:3001")
+
+
+@pytest.mark.parametrize(
+    ("url", "schemes", "base"),
+    [
+        ("http://127.0.0.1:3000/", ("http", "https"), "http://127.0.0.1:3000"),
+        ("HTTPS://abc.execute-api.eu-west-1.amazonaws.com", ("http", "https"), None),
+        ("wss://abc.execute-api.eu-west-1.amazonaws.com/prod", ("ws", "wss"), None),
+        ("ws://[::1]:3001", ("ws", "wss"), None),
+    ],
+)
+def test_check_base_url_accepts_base_urls(
+    url: str, schemes: tuple[str, ...], base: str | None
+) -> None:
+    assert check_base_url(url, schemes) == (base or url)
 
 
 def test_retry_policy_delays_grow_and_stay_capped() -> None:

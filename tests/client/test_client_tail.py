@@ -11,7 +11,7 @@ import pytest
 
 from tests.client.streams import LineSink
 from tests.fakes.fake_relay import FakeRelay
-from userstatus_client import LogEntry, send
+from userstatus_client import LogEntry, RelayRejectedError, send
 from userstatus_client.tail import _Printer, follow, format_entry, parse_duration
 
 
@@ -155,6 +155,57 @@ def test_tail_keeps_retrying_until_the_relay_is_up(relay: FakeRelay) -> None:
         follower.out.wait_for_line(lambda line: "stored while nobody listened" in line)
     finally:
         follower.stop()
+
+
+def test_a_site_refused_at_the_handshake_ends_tail_with_the_servers_reason(
+    relay: FakeRelay,
+) -> None:
+    out, err = LineSink(), LineSink()
+    following = follow(
+        "bad site", url=relay.url, ws_url=relay.ws_url, out=out, err=err, reconnect_delay=0.01
+    )
+
+    with pytest.raises(RelayRejectedError) as refused:
+        asyncio.run(asyncio.wait_for(following, timeout=10))  # a bound, should it reconnect
+
+    assert refused.value.status == 400
+    assert refused.value.server_message == "site must be 1-64 letters, digits, '-' or '_'"
+    assert relay.handshake_attempts == 1
+    assert err.lines == []
+
+
+@pytest.mark.parametrize("status", [503, 500, 429])
+def test_tail_keeps_reconnecting_when_the_handshake_fails_with_5xx_or_429(
+    relay: FakeRelay, status: int
+) -> None:
+    relay.fail_next_handshakes(2, status, "try again later")
+    follower = Follower(relay)
+    try:
+        assert relay.wait_for(lambda: relay.connections("tst") == 1)
+        send("tst", "after the refusals", url=relay.url)
+        follower.out.wait_for_line(lambda line: "after the refusals" in line)
+    finally:
+        follower.stop()
+    refusals = [line for line in follower.err.lines if f"HTTP {status}" in line]
+    assert len(refusals) == 2
+    assert "try again later; reconnecting in" in refusals[0]
+    assert relay.handshake_attempts == 3
+
+
+def test_a_history_request_refused_with_4xx_ends_tail(relay: FakeRelay) -> None:
+    relay.fail_next(1, 403, "Forbidden")
+    out, err = LineSink(), LineSink()
+    following = follow("tst", url=relay.url, ws_url=relay.ws_url, out=out, err=err)
+
+    with pytest.raises(RelayRejectedError, match="Forbidden"):
+        asyncio.run(asyncio.wait_for(following, timeout=10))
+    assert relay.handshake_attempts == 1
+
+
+def test_follow_refuses_a_websocket_url_of_another_scheme(relay: FakeRelay) -> None:
+    following = follow("tst", url=relay.url, ws_url=relay.url, out=LineSink(), err=LineSink())
+    with pytest.raises(ValueError, match="must start with ws:// or wss://"):
+        asyncio.run(asyncio.wait_for(following, timeout=10))
 
 
 def test_a_message_in_history_and_live_is_printed_once() -> None:

@@ -3,8 +3,10 @@
 It runs aiohttp in a background thread: ``POST /newlog``, ``GET /recent-logs`` and
 ``GET /onlineusers`` on one port, the ``/?site=S`` WebSocket on another. It validates like the
 real relay, stores in memory and broadcasts each new message to the site's sockets (timestamp
-as a string of whole seconds). Tests can queue failure answers, hold requests until released,
-drop every socket, and stop and restart it on the same ports.
+as a string of whole seconds). Like the real relay's ``$connect``, a WebSocket handshake for a
+bad site is refused with 400 and ``{"error": ...}``. Tests can queue failure answers (HTTP
+requests and handshakes separately), hold requests until released, drop every socket, and stop
+and restart it on the same ports.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class _State:
     records: list[StoredRecord] = field(default_factory=list)
     newlog_attempts: int = 0
     failures: list[InjectedFailure] = field(default_factory=list)
+    handshake_failures: list[InjectedFailure] = field(default_factory=list)
+    handshake_attempts: int = 0
     sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
 
 
@@ -133,6 +137,19 @@ class FakeRelay:
             self._state.failures.extend(
                 InjectedFailure(status, error, retry_after) for _ in range(count)
             )
+
+    def fail_next_handshakes(self, count: int, status: int, error: str = "injected") -> None:
+        """Refuse the next ``count`` WebSocket handshakes: ``status``, ``{"error": error}``."""
+        with self._lock:
+            self._state.handshake_failures.extend(
+                InjectedFailure(status, error) for _ in range(count)
+            )
+
+    @property
+    def handshake_attempts(self) -> int:
+        """Every WebSocket handshake that reached the fake, including refused ones."""
+        with self._lock:
+            return self._state.handshake_attempts
 
     def hold_requests(self) -> None:
         """Keep ``POST /newlog`` requests waiting until :meth:`release_requests`."""
@@ -321,14 +338,18 @@ class FakeRelay:
         site = request.query.get("site", "")
         return web.json_response({"site": site, "connections": self.connections(site)})
 
-    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
         site = request.query.get("site", "")
+        with self._lock:
+            self._state.handshake_attempts += 1
+            failures = self._state.handshake_failures
+            failure = failures.pop(0) if failures else None
+        if failure is not None:
+            return _error(failure.status, failure.error)
+        if not SITE.match(site):
+            return _error(400, "site must be 1-64 letters, digits, '-' or '_'")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        if not SITE.match(site):
-            await ws.send_json({"error": "site must be 1-64 letters, digits, '-' or '_'"})
-            await ws.close()
-            return ws
         with self._lock:
             self._state.sockets.setdefault(site, set()).add(ws)
         try:

@@ -1,8 +1,10 @@
 """The ``userstatus`` command: ``send`` a status message, ``tail`` a site's messages.
 
 URLs come from ``--url`` / ``--ws-url``, else ``$USERSTATUS_URL`` / ``$USERSTATUS_WS_URL``, else
-the local relay of ``make dev`` (http://127.0.0.1:3000, ws://127.0.0.1:3001). Exit status: 0 on
-success, 1 when the relay refused or could not be reached, 2 for bad arguments, 130 on Ctrl-C.
+the local relay of ``make dev`` (http://127.0.0.1:3000, ws://127.0.0.1:3001). The site and the
+URLs, from flags or the environment, are checked before anything is sent. Exit status: 0 on
+success, 1 when the relay refused or could not be reached, 2 for bad arguments (a bad URL in
+the environment included), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from userstatus_client import __version__
+from userstatus_client.handler import SITE_PATTERN
 from userstatus_client.levels import normalize_level
-from userstatus_client.relay import URL_ENV, RetryPolicy, UserStatusError, send
+from userstatus_client.relay import URL_ENV, RetryPolicy, UserStatusError, check_base_url, send
 from userstatus_client.tail import WS_URL_ENV, follow, parse_duration
 
 LEVEL_CHOICES = ("debug", "info", "warning", "error", "critical", "warn", "fatal")
@@ -26,9 +29,15 @@ LEVEL_CHOICES = ("debug", "info", "warning", "error", "critical", "warn", "fatal
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for documentation and tests."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--site", required=True, help="observatory site code, e.g. tst")
+    common.add_argument(
+        "--site",
+        required=True,
+        type=_site,
+        help="observatory site code, 1-64 letters, digits, '-' or '_', e.g. tst",
+    )
     common.add_argument(
         "--url",
+        type=_http_url,
         help=f"relay HTTP base URL (default: ${URL_ENV}, else http://127.0.0.1:3000)",
     )
 
@@ -74,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail_parser.add_argument(
         "--ws-url",
+        type=_ws_url,
         help=f"relay WebSocket base URL (default: ${WS_URL_ENV}, else ws://127.0.0.1:3001)",
     )
     tail_parser.add_argument(
@@ -108,7 +118,9 @@ def main(
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _urls_from_the_environment(parser, args)
     try:
         if args.command == "send":
             return _send(args, stdin, stdout)
@@ -162,6 +174,42 @@ def _tail(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         )
     )
     return 0
+
+
+def _urls_from_the_environment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill ``--url`` / ``--ws-url`` from the environment when not given; exits 2 if invalid."""
+    checks = [("url", URL_ENV, _http_url)]
+    if args.command == "tail":
+        checks.append(("ws_url", WS_URL_ENV, _ws_url))
+    for dest, variable, check in checks:
+        value = os.environ.get(variable)
+        if getattr(args, dest) is None and value:
+            try:
+                setattr(args, dest, check(value))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"${variable}: {exc}")
+
+
+def _site(text: str) -> str:
+    if not SITE_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(
+            f"site must be 1-64 letters, digits, '-' or '_', got {text!r}"
+        )
+    return text
+
+
+def _http_url(text: str) -> str:
+    try:
+        return check_base_url(text, ("http", "https"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"relay URL {exc}") from None
+
+
+def _ws_url(text: str) -> str:
+    try:
+        return check_base_url(text, ("ws", "wss"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"relay WebSocket URL {exc}") from None
 
 
 def _duration(text: str) -> float:

@@ -39,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "StoredMessage",
     "UserStatusError",
+    "check_base_url",
     "resolve_url",
     "send",
 ]
@@ -149,6 +150,29 @@ def resolve_url(url: str | None = None) -> str:
     return (url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
 
 
+def check_base_url(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """``url`` without its trailing ``/`` if it is a base URL of one of ``schemes``.
+
+    A base URL has a host, an optional port and path, no query or fragment, no whitespace.
+    Raises ValueError saying what is wrong otherwise.
+    """
+    expected = " or ".join(f"{scheme}://" for scheme in schemes)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(f"must start with {expected}, got {url!r}")
+    if any(character.isspace() for character in url):
+        raise ValueError(f"must not contain whitespace, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"has no host: {url!r}")
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError:
+        raise ValueError(f"has an invalid port: {url!r}") from None
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(f"must not have a query or fragment: {url!r}")
+    return url.rstrip("/")
+
+
 class _Transient(Exception):
     """A failure worth retrying: connection error, 5xx or 429."""
 
@@ -173,12 +197,13 @@ class RelayClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = resolve_url(url)
+        try:
+            self.url = check_base_url(resolve_url(url))
+        except ValueError as exc:
+            raise ValueError(f"relay URL {exc}") from None
         parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"relay URL must be http:// or https://, got {self.url!r}")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
+        self._scheme = parts.scheme.lower()
+        self._host = parts.hostname or ""  # never empty: check_base_url wants a host
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self.timeout = timeout

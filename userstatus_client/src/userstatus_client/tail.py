@@ -7,7 +7,9 @@ acknowledgements and are skipped.
 
 The socket is opened *before* history is fetched, so nothing stored in between is missed; a
 message that shows up both in the history and live is printed once. After a drop the follower
-reconnects with capped backoff and fetches the messages stored while it was away.
+reconnects with capped backoff and fetches the messages stored while it was away. A handshake
+or history request the relay refuses with a 4xx other than 429 (say 400 for a bad site) is
+final: it raises :class:`RelayRejectedError` with the server's reason instead of reconnecting.
 
 Needs the optional ``websockets`` package (``pip install 'userstatus-client[follow]'``).
 """
@@ -24,9 +26,21 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from userstatus_client.relay import LogEntry, RelayClient, RetryPolicy, UserStatusError
+from userstatus_client.relay import (
+    LogEntry,
+    RelayClient,
+    RelayRejectedError,
+    RetryPolicy,
+    UserStatusError,
+    _decode_json,
+    _server_message,
+    check_base_url,
+)
+
+if TYPE_CHECKING:
+    from websockets.exceptions import InvalidStatus
 
 __all__ = [
     "DEFAULT_WS_URL",
@@ -189,17 +203,23 @@ async def follow(
 ) -> None:
     """Print the last ``since`` seconds of ``site`` (none if 0 or None), then follow it live.
 
-    Runs until cancelled; connection problems are reported on ``err`` and retried forever.
+    Runs until cancelled; connection problems, 5xx and 429 are reported on ``err`` and retried
+    forever. Raises :class:`RelayRejectedError` when the relay refuses the handshake or the
+    history request with any other 4xx, and ValueError for a URL that is not ws:// or wss://.
     """
     try:
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidURI, WebSocketException
+        from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
     except ImportError as exc:
         raise UserStatusError(
             "following needs the websockets package: pip install 'userstatus-client[follow]'"
         ) from exc
 
-    uri = _ws_uri(resolve_ws_url(ws_url), site)
+    try:
+        base = check_base_url(resolve_ws_url(ws_url), ("ws", "wss"))
+    except ValueError as exc:
+        raise ValueError(f"relay WebSocket URL {exc}") from None
+    uri = _ws_uri(base, site)
     client = RelayClient(url, retry=RetryPolicy(retries=1))
     printer = _Printer(out, colour=colour, utc=utc)
     history_after: float | None = time.time() - since if since else None
@@ -229,8 +249,13 @@ async def follow(
                         if entry is not None:
                             printer.live(entry)
                     reason = "connection closed by the relay"
-            except InvalidURI:
+            except (InvalidURI, RelayRejectedError):
                 raise
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if 400 <= status < 500 and status != 429:
+                    raise RelayRejectedError(status, _handshake_reason(exc)) from None
+                reason = f"{exc}: {_handshake_reason(exc)}"
             except (OSError, WebSocketException, asyncio.TimeoutError, UserStatusError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if not first_connection and dropped_at is None:
@@ -242,6 +267,14 @@ async def follow(
             delay = min(max_reconnect_delay, delay * 2)
     finally:
         client.close()
+
+
+def _handshake_reason(exc: InvalidStatus) -> str:
+    """The server's reason for refusing a handshake (an ``InvalidStatus``): body, else phrase."""
+    body = bytes(exc.response.body or b"")
+    if body.strip():
+        return _server_message(_decode_json(body), body)
+    return str(exc.response.reason_phrase or "(no message)")
 
 
 def _entry_from_frame(frame: str | bytes, site: str, err: TextIO) -> LogEntry | None:
