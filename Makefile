@@ -1,14 +1,13 @@
 # One entry point for newcomers and CI: `make dev` runs the relay locally, `make test` runs every
 # test. Both set up what they need first: a virtualenv at .venv and, for the CDK CLI, Node 22 in
-# the project-local prefix .tools (the system Node may be too old for jsii).
+# the project-local prefix .tools (the system Node may be too old for jsii), pinned by
+# tools/package-lock.json.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON ?= python3
 VENV := .venv
 TOOLS := .tools
-NODE_VERSION := 22.23.3
-CDK_CLI_VERSION := 2.1148.1
 STAGE ?= dev
 
 export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
@@ -17,7 +16,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 VENV_STAMP := $(VENV)/.installed
-TOOLS_STAMP := $(TOOLS)/.installed-$(NODE_VERSION)-$(CDK_CLI_VERSION)
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: setup dev test check lint typecheck unit infra e2e client synth diff deploy bench constraints \
 	browser clean
@@ -28,13 +27,14 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements-dev.txt -c constraints.txt
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ./userstatus_client
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--no-build-isolation -c constraints.txt -e ./userstatus_client
 	touch $@
 
-$(TOOLS_STAMP):
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
 	mkdir -p $(TOOLS)
-	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error \
-		node@$(NODE_VERSION) aws-cdk@$(CDK_CLI_VERSION)
+	cp tools/package.json tools/package-lock.json $(TOOLS)/
+	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
 	node --version | grep -q '^v22\.'
 	touch $@
 
