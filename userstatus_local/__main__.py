@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from userstatus_local.environment import add_lambda_source_to_path
+from userstatus_local.relay import RelayOptions, run
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -32,9 +32,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the relay; the exit status."""
     args = parse_args(argv)
-    add_lambda_source_to_path()
-    from userstatus_local.relay import RelayOptions, run
-
     return run(
         RelayOptions(
             host=args.host,

@@ -38,8 +38,8 @@ class EmbeddedDynamoDB:
         self._port = port
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> str:
-        """Start serving; return the endpoint URL."""
+    def start(self) -> int:
+        """Start serving; return the port it listens on."""
         for attempt in range(1, _START_ATTEMPTS + 1):
             port = self._port or _free_port(self._host)
             with tempfile.TemporaryFile() as errors:
@@ -56,7 +56,7 @@ class EmbeddedDynamoDB:
                 )
                 if _wait_until_listening(process, self._host, port):
                     self._process = process
-                    return f"http://{_url_host(self._host)}:{port}"
+                    return port
                 errors.seek(0)
                 output = errors.read().decode(errors="replace").strip()
             _stop(process)
@@ -147,7 +147,3 @@ def _ensure_table(client: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         )
         description = client.describe_table(TableName=name)["Table"]
     return description
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

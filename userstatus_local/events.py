@@ -1,7 +1,7 @@
 """API Gateway and Lambda event shapes built from local requests, and the Lambda context.
 
-Pure functions on plain values; they import only the route table, never the handlers, so
-nothing here reads the Lambda configuration.
+Pure functions on plain values; they import the route table and the relay's stage name, never
+the handlers, so nothing here reads the Lambda configuration.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from userstatus.routes import HTTP_ROUTES, WEBSOCKET_ROUTES, WebSocketRoute
+from userstatus_local.relay import LOCAL_STAGE
 
-LOCAL_STAGE = "local"
 HTTP_STAGE = "$default"
 LAMBDA_TIMEOUT_SECONDS = 30.0
 

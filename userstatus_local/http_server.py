@@ -20,6 +20,7 @@ from aiohttp import web
 from userstatus.routes import HTTP_ROUTES
 from userstatus_local.events import http_event, http_route_key
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
+from userstatus_local.relay import url_host
 
 # API Gateway HTTP APIs take request bodies up to 10 MB.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -53,9 +54,7 @@ class HttpRelay:
 
     async def serve_viewer(self, request: web.Request) -> web.Response:
         """The viewer page, told where the WebSocket API is."""
-        host = request.url.host or "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
+        host = url_host(request.url.host or "127.0.0.1")
         config = {"websocketUrl": f"ws://{host}:{self._websocket_port}/", "apiUrl": ""}
         page = self._viewer.read_text(encoding="utf-8").replace(
             VIEWER_CONFIG_PLACEHOLDER, "window.USERSTATUS_CONFIG = " + json.dumps(config) + ";"

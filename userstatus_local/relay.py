@@ -49,7 +49,6 @@ class RelayAddresses:
 
 def run(options: RelayOptions) -> int:
     """Run the relay until SIGINT or SIGTERM; the exit status."""
-    add_lambda_source_to_path()
     try:
         http_socket = listening_socket(options.host, options.http_port)
     except OSError as error:
@@ -60,13 +59,13 @@ def run(options: RelayOptions) -> int:
         http_socket.close()
         return _cannot_listen(options.host, options.ws_port, "--ws-port", error)
     embedded: EmbeddedDynamoDB | None = None
+    host = url_host(connect_host(options.host))
     try:
         if options.dynamodb_endpoint:
             dynamodb_url = options.dynamodb_endpoint.rstrip("/")
         else:
             embedded = EmbeddedDynamoDB(connect_host(options.host), options.dynamodb_port)
-            dynamodb_url = embedded.start()
-        host = url_host(connect_host(options.host))
+            dynamodb_url = f"http://{host}:{embedded.start()}"
         ws_port = ws_socket.getsockname()[1]
         addresses = RelayAddresses(
             http_url=f"http://{host}:{http_socket.getsockname()[1]}",
@@ -82,6 +81,7 @@ def run(options: RelayOptions) -> int:
             connections_table=options.connections_table,
             embedded=embedded is not None,
         )
+        add_lambda_source_to_path()
         from userstatus_local.server import serve
 
         asyncio.run(serve(options, addresses, http_socket, ws_socket))
