@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from userstatus_local.relay import RelayOptions, run
 
+DEFAULTS = RelayOptions()
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; ports 0 pick free ports."""
@@ -15,17 +17,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m userstatus_local",
         description="Run the user status relay on this machine through the real Lambda handlers.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--http-port", type=int, default=3000, help="HTTP API port, 0: any free")
-    parser.add_argument("--ws-port", type=int, default=3001, help="WebSocket port, 0: any free")
+    parser.add_argument(
+        "--host", default=DEFAULTS.host, help=f"address to listen on ({DEFAULTS.host})"
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=DEFAULTS.http_port, help="HTTP API port, 0: any free"
+    )
+    parser.add_argument(
+        "--ws-port", type=int, default=DEFAULTS.ws_port, help="WebSocket port, 0: any free"
+    )
     parser.add_argument(
         "--dynamodb-endpoint",
         metavar="URL",
+        default=DEFAULTS.dynamodb_endpoint,
         help="use this DynamoDB (DynamoDB Local, AWS) instead of the embedded one",
     )
-    parser.add_argument("--dynamodb-port", type=int, default=0, help="embedded DynamoDB port")
-    parser.add_argument("--messages-table", default="userstatus-local-messages")
-    parser.add_argument("--connections-table", default="userstatus-local-connections")
+    parser.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=DEFAULTS.dynamodb_port,
+        help="embedded DynamoDB port",
+    )
+    parser.add_argument("--messages-table", default=DEFAULTS.messages_table)
+    parser.add_argument("--connections-table", default=DEFAULTS.connections_table)
     return parser.parse_args(argv)
 
 
