@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -255,16 +256,71 @@ def test_close_gives_up_after_its_timeout_and_counts_what_was_left(
     closer.start()
     closer.join(10)
 
-    # Then close returned, the worker stopped and every record is accounted for
+    # Then close returned without waiting for the request in flight; the rest was abandoned
     assert not closer.is_alive()
     stats = handler.stats()
-    assert stats.sent == 0
-    assert stats.abandoned == 10
-    assert stats.queued == 0
-    assert "10 not sent before the close timeout" in capsys.readouterr().err
+    assert (stats.sent, stats.abandoned, stats.queued) == (0, 9, 1)
+    assert "10 not sent before the close timeout (1 of them still in flight)" in (
+        capsys.readouterr().err
+    )
     logger.info("after close")
     assert handler.dropped == 1
+    # And the request in flight is counted as abandoned once its socket timeout (0.5 s) ends it
+    assert relay.wait_for(lambda: handler.stats().queued == 0, timeout=10)
+    stats = handler.stats()
+    assert (stats.sent, stats.abandoned, stats.queued) == (0, 10, 0)
+    assert relay.newlog_attempts == 1
     relay.release_requests()
+
+
+def test_logging_shutdown_waits_one_close_timeout_in_all_even_with_a_request_in_flight(
+    relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a relay that holds every request, and a request timeout far beyond close_timeout
+    relay.hold_requests()
+    close_timeout = 0.5
+    handler = attach(
+        logger, UserStatusHandler("tst", relay.url, close_timeout=close_timeout, timeout=60)
+    )
+    for n in range(10):
+        logger.info("stuck %d", n)
+    assert relay.wait_for(lambda: relay.newlog_attempts == 1)
+
+    # When logging shuts down as at interpreter exit (flush, then close, under the handler lock)
+    shutdown = threading.Thread(target=logging.shutdown, args=([weakref.ref(handler)],))
+    shutdown.start()
+    shutdown.join(close_timeout + 2)  # a bound, not a measurement: flush + close share 0.5 s
+
+    # Then it has returned; the request in flight is still counted as queued, the rest abandoned
+    assert not shutdown.is_alive()
+    stats = handler.stats()
+    assert (stats.sent, stats.abandoned, stats.queued) == (0, 9, 1)
+    assert "10 not sent before the close timeout" in capsys.readouterr().err
+    # And when the relay answers at last, that record is counted as sent
+    relay.release_requests()
+    assert relay.wait_for(lambda: handler.stats().queued == 0, timeout=10)
+    assert (handler.stats().sent, relay.messages()) == (1, ["stuck 0"])
+
+
+def test_a_record_logged_after_a_flush_that_gave_up_gets_the_whole_close_timeout(
+    relay: FakeRelay, logger: logging.Logger
+) -> None:
+    # Given a flush that gave up on a held relay
+    relay.hold_requests()
+    handler = attach(logger, UserStatusHandler("tst", relay.url, close_timeout=0.1))
+    logger.info("before the flush")
+    handler.flush()
+    assert handler.stats().queued == 1
+    handler.close_timeout = 30  # close's own budget from here: the flush's has passed
+
+    # When a record is logged, the relay answers again, and the handler is closed
+    logger.info("after the flush")
+    relay.release_requests()
+    handler.close()
+
+    # Then close did not reuse the flush's spent deadline: both records went out
+    assert relay.messages() == ["before the flush", "after the flush"]
+    assert handler.stats().abandoned == 0
 
 
 def test_records_are_flushed_when_the_program_exits_without_closing(

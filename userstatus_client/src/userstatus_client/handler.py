@@ -42,8 +42,10 @@ _DROP_NOTICE_INTERVAL = 10.0
 
 @dataclass(frozen=True)
 class HandlerStats:
-    """Counters of a handler; once it is closed, ``sent + dropped + rejected + abandoned``
-    equals the number of records it accepted (``queued`` is what is still waiting)."""
+    """Counters of a handler: ``sent + dropped + rejected + abandoned + queued`` is the number
+    of records it accepted. ``queued`` is what is still waiting, the request in flight
+    included; once ``close()`` has returned it is at most 1: a request still in flight at the
+    close deadline, counted as ``sent``, ``rejected`` or ``abandoned`` once it ends."""
 
     sent: int
     dropped: int
@@ -65,7 +67,9 @@ class UserStatusHandler(logging.Handler):
     - ``queue_size``: records held while the relay is slow or down; when full, the oldest is
       dropped and counted in ``dropped``.
     - ``close_timeout``: how long ``close()`` (and ``flush()``) wait for queued records to go
-      out; what is left then is counted in ``abandoned``.
+      out; what is left then is counted in ``abandoned``. At interpreter exit logging calls
+      ``flush()`` then ``close()``: the two share one deadline, so exit waits at most
+      ``close_timeout`` in total, a request in flight included.
     - ``timeout``: per-request socket timeout; ``max_backoff``: longest wait between retries
       while the relay is unavailable.
 
@@ -99,6 +103,8 @@ class UserStatusHandler(logging.Handler):
         self._cond = threading.Condition(threading.Lock())
         self._in_flight = False
         self._closing = False
+        self._worker_running = True
+        self._flush_deadline: float | None = None
         self._abort = threading.Event()
         self._sent = 0
         self._dropped = 0
@@ -148,34 +154,56 @@ class UserStatusHandler(logging.Handler):
                     self._queue.popleft()
                     self._dropped += 1
                 self._queue.append(item)
+                self._flush_deadline = None
                 self._cond.notify()
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until every queued record is sent, at most ``timeout`` (``close_timeout``)."""
-        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        """Wait until every queued record is sent, at most ``timeout`` (``close_timeout``).
+
+        A ``close()`` after this call, with no record logged in between, ends at most
+        ``close_timeout`` after this call began: logging's shutdown (flush, then close) waits
+        ``close_timeout`` in total, not twice.
+        """
+        started = time.monotonic()
+        deadline = started + (self.close_timeout if timeout is None else timeout)
         with self._cond:
+            self._flush_deadline = started + self.close_timeout
             while self._queue or self._in_flight:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._worker.is_alive():
+                if remaining <= 0 or not self._worker_running:
                     return
                 self._cond.wait(remaining)
 
     def close(self) -> None:
-        """Send what is queued for at most ``close_timeout``, then stop the thread.
+        """Send what is queued until the deadline, then stop the thread and report the totals.
 
-        A request already in flight then gets at most its own ``timeout`` to finish.
+        The deadline is ``close_timeout`` from now, or from the start of a ``flush()`` made
+        since the last record was logged. At the deadline close tells the sending thread to
+        stop, counts the queued records as ``abandoned`` and returns without waiting for a
+        request in flight: that record stays in ``queued`` until the thread (a daemon) sees the
+        request answered or failed (socket timeout ``timeout``), or the interpreter exits.
         """
         with self._cond:
             already_closing = self._closing
             self._closing = True
+            deadline = self._flush_deadline
+            if deadline is None:
+                deadline = time.monotonic() + self.close_timeout
             self._cond.notify_all()
+            if not already_closing:
+                while self._worker_running:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._worker_running:
+                    self._abort.set()  # the thread stops retrying and takes nothing more
+                    self._abandoned += len(self._queue)
+                    self._queue.clear()
+                    self._cond.notify_all()
         if not already_closing:
-            self._worker.join(self.close_timeout)
-            if self._worker.is_alive():
-                self._abort.set()  # stops retrying; what is left is counted as abandoned
-                self._worker.join(max(self._timeout, 1.0))
             self._report_totals()
         super().close()
 
@@ -184,6 +212,8 @@ class UserStatusHandler(logging.Handler):
             while True:
                 with self._cond:
                     while True:
+                        if self._abort.is_set():
+                            return
                         unreported_drops = self._take_unreported_drops()
                         if unreported_drops or self._queue or self._closing:
                             break
@@ -207,6 +237,7 @@ class UserStatusHandler(logging.Handler):
             self._client.close()
             with self._cond:
                 self._in_flight = False
+                self._worker_running = False
                 self._cond.notify_all()
 
     def _take_unreported_drops(self) -> int:
@@ -260,10 +291,11 @@ class UserStatusHandler(logging.Handler):
     def _report_totals(self) -> None:
         stats = self.stats()
         if stats.dropped or stats.rejected or stats.abandoned or stats.queued:
+            in_flight = f" ({stats.queued} of them still in flight)" if stats.queued else ""
             _warn(
                 f"handler for site {self.site!r} closed: {stats.sent} sent, "
                 f"{stats.dropped} dropped (queue full), {stats.rejected} rejected, "
-                f"{stats.abandoned + stats.queued} not sent before the close timeout"
+                f"{stats.abandoned + stats.queued} not sent before the close timeout{in_flight}"
             )
 
 
