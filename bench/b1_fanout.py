@@ -37,7 +37,6 @@ from bench.common import (
     Goal,
     Table,
     Timing,
-    add_lambda_source_to_path,
     bench_main,
     child_cpu_seconds,
     measure,
@@ -47,6 +46,7 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
+from userstatus_local.environment import add_lambda_source_to_path
 
 CONCURRENCY = 64
 DELAY_MS = 10.0

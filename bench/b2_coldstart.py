@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 from bench.common import (
-    LAMBDA_SOURCE,
     REPOSITORY_ROOT,
     BenchResult,
     Goal,
@@ -31,6 +30,7 @@ from bench.common import (
     bench_main,
     ratio_text,
 )
+from userstatus_local.environment import LAMBDA_SOURCE
 
 BASELINE = "boto3"
 EXTRA_BASELINE = "boto3, asyncio"

@@ -35,11 +35,12 @@ from bench.common import (
     BenchResult,
     Goal,
     Table,
-    add_lambda_source_to_path,
     bench_main,
     child_cpu_seconds,
     percentile,
+    wait_online,
 )
+from userstatus_local.environment import add_lambda_source_to_path
 
 DRAIN_SECONDS = 10.0
 CONNECT_TIMEOUT = 30.0
@@ -156,11 +157,6 @@ class Subscribers:
         await asyncio.gather(*self._readers, return_exceptions=True)
 
 
-async def _online(session: Any, http_url: str, site: str) -> int:
-    async with session.get(f"{http_url}/onlineusers", params={"site": site}) as answer:
-        return int((await answer.json())["connections"])
-
-
 async def post_at_rate(
     session: Any,
     http_url: str,
@@ -233,7 +229,7 @@ async def bench_relay(
         lone = Subscribers(ws_url, site + "-lone", 1)
         await lone.open()
         try:
-            await _wait_online(session, http_url, site + "-lone", 1)
+            await wait_online(session, http_url, {site + "-lone": 1}, CONNECT_TIMEOUT)
             warm_up = Run("warm-up", 10, 10, 1)
             await post_at_rate(session, http_url, site + "-lone", lone, warm_up, relay_pid)
             baseline = Run("baseline: 1 subscriber", main_rate, baseline_count, 1)
@@ -243,7 +239,7 @@ async def bench_relay(
         subscribers = Subscribers(ws_url, site, subscriber_count)
         await subscribers.open()
         try:
-            await _wait_online(session, http_url, site, subscriber_count)
+            await wait_online(session, http_url, {site: subscriber_count}, CONNECT_TIMEOUT)
             warm_up = Run("warm-up", 10, 10, subscriber_count)
             await post_at_rate(session, http_url, site, subscribers, warm_up, relay_pid)
             main = Run("main", main_rate, main_count, subscriber_count)
@@ -259,14 +255,6 @@ async def bench_relay(
         finally:
             await subscribers.close()
     return main, [baseline, *stepped]
-
-
-async def _wait_online(session: Any, http_url: str, site: str, count: int) -> None:
-    deadline = time.monotonic() + CONNECT_TIMEOUT
-    while await _online(session, http_url, site) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the relay did not register every subscriber in time")
-        await asyncio.sleep(0.1)
 
 
 def run(quick: bool) -> BenchResult:

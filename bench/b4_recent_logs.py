@@ -35,7 +35,6 @@ from bench.common import (
     ServerProcess,
     Table,
     Timing,
-    add_lambda_source_to_path,
     bench_main,
     measure,
     median_timing,
@@ -44,6 +43,7 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
+from userstatus_local.environment import add_lambda_source_to_path
 
 MESSAGES_TABLE = "bench-messages"
 CONNECTIONS_TABLE = "bench-connections"

@@ -9,6 +9,7 @@ the results as JSON. Benchmarks report figures; they never assert timings.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io
 import json
@@ -25,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Self
 
+import aiohttp
+
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_SOURCE = REPOSITORY_ROOT / "lambda_src"
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -135,13 +137,6 @@ def ratio_text(ratio: float) -> str:
     return f"{ratio:.3g}x"
 
 
-def add_lambda_source_to_path() -> None:
-    """Make ``import userstatus`` find this checkout's Lambda package."""
-    source = str(LAMBDA_SOURCE)
-    if source not in sys.path:
-        sys.path.insert(0, source)
-
-
 def set_dummy_aws_environment() -> None:
     """Dummy credentials and region, so nothing ever reaches AWS or asks for credentials."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -213,6 +208,21 @@ class FakeManagementApiProcess(ServerProcess):
     def endpoint(self) -> str:
         """The management API endpoint, stage included, as the handlers are configured."""
         return f"http://127.0.0.1:{self.port}/{self._stage}"
+
+
+async def wait_online(
+    session: aiohttp.ClientSession, http_url: str, counts: dict[str, int], timeout: float
+) -> None:
+    """Wait until the relay's ``/onlineusers`` counts every subscriber of every site."""
+    deadline = time.monotonic() + timeout
+    for site, count in counts.items():
+        while True:
+            async with session.get(f"{http_url}/onlineusers", params={"site": site}) as answer:
+                if (await answer.json())["connections"] >= count:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the relay did not register the subscribers of {site}")
+            await asyncio.sleep(0.1)
 
 
 def child_cpu_seconds(pid: int) -> float:

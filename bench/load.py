@@ -32,7 +32,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import BenchResult, Goal, Table, add_lambda_source_to_path, bench_main
+from bench.common import BenchResult, Goal, Table, bench_main, wait_online
+from userstatus_local.environment import add_lambda_source_to_path
 
 CONNECT_TIMEOUT = 60.0
 DRAIN_SECONDS = 10.0
@@ -212,21 +213,6 @@ async def open_subscribers(ws_url: str, sites: list[str], count: int) -> list[Su
     return subscribers
 
 
-async def wait_online(
-    session: aiohttp.ClientSession, http_url: str, counts: dict[str, int]
-) -> None:
-    """Wait until ``/onlineusers`` counts every subscriber of every site."""
-    deadline = time.monotonic() + CONNECT_TIMEOUT
-    for site, count in counts.items():
-        while True:
-            async with session.get(f"{http_url}/onlineusers", params={"site": site}) as answer:
-                if (await answer.json())["connections"] >= count:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the relay did not register the subscribers of {site}")
-            await asyncio.sleep(0.1)
-
-
 def relay_accounting(records: list[dict[str, Any]], run: LoadRun) -> None:
     """Add the relay's own counts (from its JSON log records of this run) to ``run``."""
     for record in records:
@@ -329,7 +315,7 @@ async def load_relay(relay: Any, settings: LoadSettings) -> tuple[LoadRun, list[
         subscribers = await open_subscribers(relay.ws_url, sites, settings.subscribers)
         try:
             counts = {site: sum(s.site == site for s in subscribers) for site in sites}
-            await wait_online(session, relay.http_url, counts)
+            await wait_online(session, relay.http_url, counts, CONNECT_TIMEOUT)
             main = LoadRun("main", settings.rate, settings.seconds, len(subscribers), len(sites))
             await post_for(session, relay.http_url, subscribers, sites, main, relay)
             stepped: list[LoadRun] = []
