@@ -13,11 +13,8 @@ from userstatus_local.process import RelayProcess
 @pytest.fixture(scope="session")
 def relay() -> Iterator[RelayProcess]:
     """``python -m userstatus_local --http-port 0 --ws-port 0``, ready; Ctrl-C'd at the end."""
-    started = RelayProcess.start()
-    try:
+    with RelayProcess.start() as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -41,11 +41,8 @@ FILE_DESCRIPTOR_HEADROOM = 512
 @pytest.fixture(scope="module")
 def relay() -> Iterator[RelayProcess]:
     """A relay for these tests alone."""
-    started = RelayProcess.start()
-    try:
+    with RelayProcess.start() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def new_site() -> str:
