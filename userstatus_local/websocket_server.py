@@ -65,7 +65,8 @@ class Connection:
     transport: asyncio.Transport | None = None
     accepted: asyncio.Event = field(default_factory=asyncio.Event)
     last_active_ms: int = 0
-    outbox: asyncio.Queue[Frame] = field(default_factory=asyncio.Queue)
+    # Each frame with its size in bytes (UTF-8 for text), counted once.
+    outbox: asyncio.Queue[tuple[Frame, int]] = field(default_factory=asyncio.Queue)
     outbox_bytes: int = 0
     dropped: bool = False
 
@@ -178,11 +179,12 @@ class WebSocketRelay:
         """Queue a frame for the client; False (and the client dropped) if its outbox is full."""
         if connection.dropped:
             return False
-        if connection.outbox_bytes + len(frame) > MAX_OUTBOX_BYTES:
+        size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+        if connection.outbox_bytes + size > MAX_OUTBOX_BYTES:
             self._drop(connection, "outbox full")
             return False
-        connection.outbox_bytes += len(frame)
-        connection.outbox.put_nowait(frame)
+        connection.outbox_bytes += size
+        connection.outbox.put_nowait((frame, size))
         return True
 
     def _drop(self, connection: Connection, reason: str) -> None:
@@ -206,7 +208,7 @@ class WebSocketRelay:
         """Send the client's queued frames in order, each within SEND_TIMEOUT_SECONDS."""
         socket = connection.socket
         while not connection.dropped:
-            frame = await connection.outbox.get()
+            frame, size = await connection.outbox.get()
             try:
                 async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
                     if isinstance(frame, str):
@@ -219,7 +221,7 @@ class WebSocketRelay:
             except (ConnectionError, RuntimeError):
                 # Closing or closed: the receive loop ends and runs $disconnect.
                 return
-            connection.outbox_bytes -= len(frame)
+            connection.outbox_bytes -= size
 
     async def _connect(
         self, info: WebSocketConnectionInfo, request: web.Request
