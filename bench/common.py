@@ -16,19 +16,22 @@ import json
 import math
 import os
 import pstats
+import queue
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import IO, Self
 
 import aiohttp
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 30.0
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -173,13 +176,22 @@ class ServerProcess:
             text=True,
         )
         assert self._process.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self._process.stdout.readline()
+        # readline() blocks: a reader thread hands the lines over, so the deadline holds even
+        # if the child hangs without a word. It stops at READY or at the end of the output.
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(
+            target=_read_until_ready, args=(self._process.stdout, lines), daemon=True
+        ).start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
             if line.startswith("READY "):
                 self.port = int(line.split()[1])
                 return self
-            if not line and self._process.poll() is not None:
+            if not line:
                 break
         self._process.kill()
         self._process.wait()
@@ -195,6 +207,15 @@ class ServerProcess:
                 self._process.wait()
             if self._process.stdout is not None:
                 self._process.stdout.close()
+
+
+def _read_until_ready(stream: IO[str], lines: queue.Queue[str]) -> None:
+    """Pass ``stream``'s lines on until a READY line or the end ("" then)."""
+    for line in stream:
+        lines.put(line)
+        if line.startswith("READY "):
+            return
+    lines.put("")
 
 
 class FakeManagementApiProcess(ServerProcess):
