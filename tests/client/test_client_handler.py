@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import statistics
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.fake_relay import FakeRelay
-from userstatus_client import UserStatusHandler
+from userstatus_client import HandlerStats, UserStatusHandler
 from userstatus_client.handler import MAX_MESSAGE_BYTES
 
 
@@ -121,59 +120,57 @@ def test_rejected_records_are_counted_and_skipped(
     assert "rejected a log record" in capsys.readouterr().err
 
 
-def test_burst_of_10000_records_from_several_threads_never_blocks_the_callers(
+def test_a_burst_of_10000_records_from_four_threads_never_blocks_on_a_stuck_relay(
     relay: FakeRelay, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a handler whose queue (1,000) is smaller than the burst, so the queue overflows
-    handler = attach(logger, UserStatusHandler("tst", relay.url, queue_size=1000, close_timeout=20))
+    # Given a relay that holds every request, one record in flight and a 1,000-record queue
+    relay.hold_requests()
+    handler = attach(logger, UserStatusHandler("tst", relay.url, queue_size=1000, close_timeout=60))
+    logger.info("in flight")
+    assert relay.wait_for(lambda: relay.newlog_attempts == 1)
     threads_count, per_thread = 4, 2500
-    durations: list[list[int]] = [[] for _ in range(threads_count)]
-    start = threading.Barrier(threads_count)
+    start = threading.Barrier(threads_count, timeout=30)
 
     def produce(index: int) -> None:
-        own = durations[index]
         start.wait()
         for n in range(per_thread):
-            before = time.perf_counter_ns()
             logger.info("thread %d record %d", index, n)
-            own.append(time.perf_counter_ns() - before)
 
-    # When four threads log 10,000 records as fast as they can
-    producers = [threading.Thread(target=produce, args=(i,)) for i in range(threads_count)]
+    # When four threads log 10,000 records at once
+    producers = [
+        threading.Thread(target=produce, args=(i,), daemon=True) for i in range(threads_count)
+    ]
     for thread in producers:
         thread.start()
+    deadline = time.monotonic() + 60  # a bound on a blocked caller, not a measurement
     for thread in producers:
-        thread.join()
-    logger.info("end of burst")
-    handler.close()
+        thread.join(max(0.0, deadline - time.monotonic()))
 
-    # Then the median caller time per record stays under a millisecond
-    all_durations = sorted(d for own in durations for d in own)
-    assert len(all_durations) == 10_000
-    median_ms = statistics.median(all_durations) / 1e6
-    p99_ms = all_durations[int(len(all_durations) * 0.99)] / 1e6
-    assert median_ms < 1.0
-
-    # And every record is either delivered or counted as dropped, oldest first
+    # Then every call returned although nothing was sent, and every record is accounted for
+    assert not any(thread.is_alive() for thread in producers)
     stats = handler.stats()
-    notices = [m for m in relay.messages() if m.startswith("userstatus: dropped")]
-    delivered = [m for m in relay.messages() if not m.startswith("userstatus: dropped")]
-    with capsys.disabled():  # the figures quoted in the report; shown with `pytest -s`
-        print(
-            f"\nemit() per record: median {median_ms:.4f} ms, p99 {p99_ms:.4f} ms; "
-            f"sent {stats.sent}, dropped {stats.dropped}, drop notices {len(notices)}"
-        )
-    assert stats.sent == len(delivered)
-    assert stats.sent + stats.dropped + stats.rejected + stats.abandoned == 10_001
-    assert stats.abandoned == 0
-    assert delivered[-1] == "end of burst"
+    assert (stats.sent, stats.rejected, stats.abandoned) == (0, 0, 0)
+    assert stats.queued == 1000 + 1
+    assert stats.dropped == 10_000 - 1000
+    assert stats.sent + stats.dropped + stats.queued == 10_001
+
+    # And once the relay answers, the kept records go out after one drop notice, oldest first
+    relay.release_requests()
+    handler.close()
+    messages = relay.messages()
+    assert messages[:2] == [
+        "in flight",
+        "userstatus: dropped 9000 log records (client queue full)",
+    ]
+    kept = messages[2:]
+    assert len(kept) == 1000
+    assert handler.stats() == HandlerStats(
+        sent=1001, dropped=9000, rejected=0, abandoned=0, queued=0
+    )
     for index in range(threads_count):
-        numbers = [int(m.split()[-1]) for m in delivered if m.startswith(f"thread {index} ")]
+        numbers = [int(m.split()[-1]) for m in kept if m.startswith(f"thread {index} ")]
         assert numbers == sorted(numbers)
-    # And drops are reported, to the relay and on stderr
-    if stats.dropped:
-        assert sum(int(n.split()[2]) for n in notices) == stats.dropped
-        assert f"{stats.dropped} dropped (queue full)" in capsys.readouterr().err
+    assert "9000 dropped (queue full)" in capsys.readouterr().err
 
 
 def test_a_full_queue_drops_the_oldest_records_and_says_so(
