@@ -27,6 +27,7 @@ BENCHMARKS = (
     "bench.b3_relay",
     "bench.b4_recent_logs",
     "bench.load",
+    "bench.client_emit",
 )
 DOCUMENT = REPOSITORY_ROOT / "docs" / "performance.md"
 
