@@ -85,9 +85,11 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         totals["messages"] += 1
         totals["delivered"] += result.delivered
         totals["failed"] += len(result.failed)
-        for gone in result.gone:
-            ids.remove(gone)
-            totals["gone"] += _forget(rt, message.site, gone)
+        if result.gone:
+            gone = set(result.gone)
+            connections_of_site[message.site] = [i for i in ids if i not in gone]
+            for connection_id in result.gone:
+                totals["gone"] += _forget(rt, message.site, connection_id)
 
     failures = [
         {"itemIdentifier": record.get("dynamodb", {}).get("SequenceNumber", "")}
