@@ -2,7 +2,8 @@
 
 moto costs several milliseconds of CPU per call; in the relay's own process it would compete
 with the HTTP and WebSocket servers for the GIL and one core (docs/performance.md, B3). The
-child is started and stopped with the relay (and ends with it, even if the relay is killed).
+child (``userstatus_local.moto_server``: moto's server with faster DynamoDB answers) is started
+and stopped with the relay, and ends with it even if the relay is killed.
 
 Tables are created from the key definitions in ``userstatus.keys`` (the ones the stack uses),
 with a NEW_IMAGE stream on the messages table for the broadcaster.
@@ -18,17 +19,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
+
+from botocore.config import Config
 
 logger = logging.getLogger("userstatus_local.dynamodb")
 
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+# The relay's own clients (creating tables, reading the stream): a few retries, like the SDK's.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 MESSAGES_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+MOTO_SERVER_MODULE = "userstatus_local.moto_server"
 START_TIMEOUT_SECONDS = 30.0
 _START_ATTEMPTS = 3
 
 
 class EmbeddedDynamoDB:
-    """moto's server (``python -m moto.server``) as a child process on ``host``.
+    """moto's server (``python -m userstatus_local.moto_server``) as a child process on ``host``.
 
     ``port`` 0 picks a free port.
     """
@@ -44,7 +53,8 @@ class EmbeddedDynamoDB:
             port = self._port or _free_port(self._host)
             with tempfile.TemporaryFile() as errors:
                 process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
-                    [sys.executable, "-m", "moto.server", "-H", self._host, "-p", str(port)],
+                    [sys.executable, "-m", MOTO_SERVER_MODULE, "-H", self._host, "-p", str(port)],
+                    cwd=_PACKAGE_ROOT,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=errors,
