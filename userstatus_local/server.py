@@ -1,4 +1,4 @@
-"""The running relay: tables, handlers, both aiohttp servers and the stream poller.
+"""The running relay: tables, handlers, both aiohttp servers and the broadcaster child.
 
 Imported only after ``userstatus_local.environment`` has set the handlers' environment (see
 ``userstatus_local.relay``), since it imports the Lambda entry modules.
@@ -16,16 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from aiohttp import web
-from botocore.config import Config
 
-from userstatus import broadcast, http_api, websocket_api
+from userstatus import http_api, websocket_api
 from userstatus.logs import configure_logging
 from userstatus.runtime import runtime
-from userstatus_local.dynamodb import ensure_tables
+from userstatus_local.broadcaster import BroadcasterProcess
+from userstatus_local.dynamodb import CLIENT_CONFIG, ensure_tables
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import Invoker
 from userstatus_local.relay import RelayAddresses, RelayOptions
-from userstatus_local.stream_poller import StreamPoller
 from userstatus_local.websocket_server import WebSocketRelay
 
 logger = logging.getLogger("userstatus_local")
@@ -39,7 +38,6 @@ HTTP_HANDLER_THREADS = 4
 WEBSOCKET_HANDLER_THREADS = 4
 DISCONNECT_HANDLER_THREADS = 2
 SHUTDOWN_SECONDS = 5.0
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 
 async def serve(
@@ -56,12 +54,12 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    dynamodb = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+    dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
     stream_arn = await asyncio.to_thread(
         ensure_tables, dynamodb, options.messages_table, options.connections_table
     )
     # Build the handlers' per-process state once, here, rather than racing in worker threads.
-    await asyncio.to_thread(lambda: runtime().poster)
+    await asyncio.to_thread(runtime)
 
     http_executor = ThreadPoolExecutor(HTTP_HANDLER_THREADS, thread_name_prefix="lambda-http")
     websocket_executor = ThreadPoolExecutor(
@@ -70,20 +68,18 @@ async def serve(
     disconnect_executor = ThreadPoolExecutor(
         DISCONNECT_HANDLER_THREADS, thread_name_prefix="lambda-disconnect"
     )
-    poller = StreamPoller(
-        boto3.client("dynamodbstreams", config=_CLIENT_CONFIG), stream_arn, broadcast.handler
-    )
+    broadcaster = BroadcasterProcess(stream_arn)
     websockets = WebSocketRelay(
         websocket_api.handler,
         Invoker(websocket_executor),
-        on_stored=poller.wake,
+        on_stored=broadcaster.wake,
         disconnect_invoker=Invoker(disconnect_executor),
     )
     http = HttpRelay(
         http_api.handler,
         Invoker(http_executor),
         websocket_port=ws_socket.getsockname()[1],
-        on_stored=poller.wake,
+        on_stored=broadcaster.wake,
     )
     ws_runner = web.AppRunner(websockets.application(), access_log=None)
     http_runner = web.AppRunner(http.application(), access_log=None)
@@ -91,12 +87,12 @@ async def serve(
         for runner, sock in ((ws_runner, ws_socket), (http_runner, http_socket)):
             await runner.setup()
             await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS).start()
-        await asyncio.to_thread(poller.start)
+        await asyncio.to_thread(broadcaster.start)
         print_banner(addresses)
         await stop.wait()
         logger.info("stopping")
     finally:
-        await asyncio.to_thread(poller.stop)
+        await asyncio.to_thread(broadcaster.stop)
         await websockets.close_all()
         await ws_runner.cleanup()
         await http_runner.cleanup()

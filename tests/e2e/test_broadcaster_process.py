@@ -1,0 +1,78 @@
+"""The broadcaster child: it starts or says why not, and never outlives the relay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.wire import TIMEOUT, wait_until
+from userstatus_local.broadcaster import BroadcasterProcess, BroadcasterStartError
+from userstatus_local.dynamodb import _free_port
+from userstatus_local.environment import configure_environment
+from userstatus_local.process import RelayProcess
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_broadcaster_that_cannot_reach_the_stream_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an environment pointing at a DynamoDB that is not there
+    environment: dict[str, str] = {}
+    nowhere = f"http://127.0.0.1:{_free_port('127.0.0.1')}"
+    configure_environment(
+        dynamodb_endpoint=nowhere,
+        management_endpoint=f"{nowhere}/local",
+        messages_table="messages",
+        connections_table="connections",
+        embedded=True,
+        environ=environment,
+    )
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    broadcaster = BroadcasterProcess("arn:aws:dynamodb:us-east-1:000000000000:table/m/stream/x")
+    # Then starting it fails with an error, not a hang
+    started = time.monotonic()
+    with pytest.raises(BroadcasterStartError, match="exited with 1"):
+        broadcaster.start()
+    assert time.monotonic() - started < TIMEOUT
+    assert broadcaster.stop() is None
+
+
+def test_children_end_with_a_killed_relay() -> None:
+    relay = RelayProcess.start()
+    try:
+        children = children_of(relay.process.pid)
+        # The embedded DynamoDB and the broadcaster
+        assert len(children) == 2
+        os.kill(relay.process.pid, signal.SIGKILL)
+        relay.process.wait(TIMEOUT)
+        wait_until(lambda: not any(alive(child) for child in children))
+    finally:
+        relay.stop()

@@ -1,0 +1,162 @@
+"""The stream poller and the broadcaster, in a process of their own.
+
+With 100 subscribers a message means 100 management API posts: the broadcaster signs and sends
+them, the relay serves them and writes the frames. In one process both halves took turns on
+one core under the GIL; in two they run on both cores (docs/performance.md, B3).
+
+The relay starts ``python -m userstatus_local.broadcaster STREAM_ARN`` with the handlers'
+environment (``userstatus_local.environment``) and talks to it over pipes:
+
+* the child prints ``READY`` on stdout once it is positioned at the end of the stream;
+* each byte the relay writes to the child's stdin wakes the poller (a route stored a message);
+* end of stdin stops it: the relay closed it, or the relay died. Ctrl-C is left to the relay,
+  which stops this child after its own servers.
+
+Logs go to the relay's stderr (JSON, like the relay's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from userstatus_local.dynamodb import CLIENT_CONFIG
+from userstatus_local.environment import add_lambda_source_to_path
+
+logger = logging.getLogger("userstatus_local.broadcaster")
+
+READY_LINE = b"READY\n"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class BroadcasterStartError(RuntimeError):
+    """The broadcaster exited or was not ready in time."""
+
+
+class BroadcasterProcess:
+    """The relay's handle on the broadcaster child: start, wake, stop."""
+
+    def __init__(self, stream_arn: str) -> None:
+        self._stream_arn = stream_arn
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stdin: IO[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Start the child (inheriting this process's environment) and wait for READY."""
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", "userstatus_local.broadcaster", self._stream_arn],
+            cwd=_PACKAGE_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        ready = _read_ready(process, timeout)
+        process.stdout.close()
+        if not ready:
+            process.kill()
+            process.wait()
+            raise BroadcasterStartError(
+                f"the broadcaster exited with {process.returncode} or was not ready in "
+                f"{timeout:g} s (its log is above, on stderr)"
+            )
+        os.set_blocking(process.stdin.fileno(), False)
+        self._process, self._stdin = process, process.stdin
+
+    def wake(self) -> None:
+        """Have the poller read the stream now; never blocks."""
+        with self._lock:
+            if self._stdin is None:
+                return
+            # A full pipe already holds a wake-up; a closed one means the child is gone (its
+            # exit is logged by stop()).
+            with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                os.write(self._stdin.fileno(), b"\n")
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
+        """Close the child's stdin and wait for it (killed after ``timeout``); its status."""
+        with self._lock:
+            stdin, self._stdin = self._stdin, None
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                stdin.close()
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        try:
+            status = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("the broadcaster did not stop in time; killed")
+            process.kill()
+            status = process.wait()
+        if status:
+            logger.warning("the broadcaster exited with status %d", status)
+        return status
+
+
+def _read_ready(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether the child printed READY before ``timeout`` (False if it exited first)."""
+    assert process.stdout is not None
+    descriptor = process.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    received = b""
+    while not received.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([descriptor], [], [], remaining)[0]:
+            return False
+        chunk = os.read(descriptor, 64)
+        if not chunk:
+            return False
+        received += chunk
+    return received == READY_LINE
+
+
+def serve(stream_arn: str, wakes: IO[bytes], ready: IO[bytes]) -> None:
+    """Poll the stream into ``broadcast.handler`` until ``wakes`` reaches its end."""
+    import boto3
+
+    from userstatus import broadcast
+    from userstatus_local.stream_poller import StreamPoller
+
+    streams = boto3.client("dynamodbstreams", config=CLIENT_CONFIG)
+    poller = StreamPoller(streams, stream_arn, broadcast.handler)
+    poller.start()
+    ready.write(READY_LINE)
+    ready.flush()
+    try:
+        while os.read(wakes.fileno(), 4096):
+            poller.wake()
+    finally:
+        poller.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until stdin ends; the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m userstatus_local.broadcaster")
+    parser.add_argument("stream_arn", help="the messages table's stream")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    add_lambda_source_to_path()
+    from userstatus.logs import configure_logging
+
+    configure_logging()
+    serve(args.stream_arn, sys.stdin.buffer, sys.stdout.buffer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
