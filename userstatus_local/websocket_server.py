@@ -123,7 +123,10 @@ class WebSocketRelay:
     async def serve_websocket(self, request: web.Request) -> web.StreamResponse:
         """One WebSocket client from handshake to close."""
         socket = WebSocket(
-            max_msg_size=MAX_FRAME_BYTES, autoping=True, timeout=CLOSE_TIMEOUT_SECONDS
+            max_msg_size=MAX_FRAME_BYTES,
+            autoping=True,
+            timeout=CLOSE_TIMEOUT_SECONDS,
+            compress=False,
         )
         if not socket.can_prepare(request).ok:
             return web.json_response(
