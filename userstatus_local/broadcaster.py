@@ -10,7 +10,9 @@ environment (``userstatus_local.environment``) and talks to it over pipes:
 * the child prints ``READY`` on stdout once it is positioned at the end of the stream;
 * each byte the relay writes to the child's stdin wakes the poller (a route stored a message);
 * end of stdin stops it: the relay closed it, or the relay died. Ctrl-C is left to the relay,
-  which stops this child after its own servers.
+  which stops this child after its own servers;
+* if the child ends on its own, nothing would be broadcast any more, so the relay stops too,
+  with an error and exit status 1.
 
 Logs go to the relay's stderr (JSON, like the relay's own).
 """
@@ -86,6 +88,11 @@ class BroadcasterProcess:
             # exit is logged by stop()).
             with contextlib.suppress(BlockingIOError, BrokenPipeError):
                 os.write(self._stdin.fileno(), b"\n")
+
+    def wait(self) -> int | None:
+        """Block until the child exits; its status (None if it is not running)."""
+        process = self._process
+        return None if process is None else process.wait()
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
         """Close the child's stdin and wait for it (killed after ``timeout``); its status."""

@@ -84,13 +84,12 @@ def run(options: RelayOptions) -> int:
         add_lambda_source_to_path()
         from userstatus_local.server import serve
 
-        asyncio.run(serve(options, addresses, http_socket, ws_socket))
+        return asyncio.run(serve(options, addresses, http_socket, ws_socket))
     finally:
         http_socket.close()
         ws_socket.close()
         if embedded is not None:
             embedded.stop()
-    return 0
 
 
 def _cannot_listen(host: str, port: int, flag: str, error: OSError) -> int:

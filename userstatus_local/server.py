@@ -45,11 +45,13 @@ async def serve(
     addresses: RelayAddresses,
     http_socket: socket.socket,
     ws_socket: socket.socket,
-) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly."""
+) -> int:
+    """Serve until SIGINT or SIGTERM, then stop cleanly; the exit status (1 if the broadcaster
+    ended on its own)."""
     configure_logging()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     stop = asyncio.Event()
+    exit_status = 0
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
@@ -88,8 +90,16 @@ async def serve(
             await runner.setup()
             await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS).start()
         await asyncio.to_thread(broadcaster.start)
+        broadcaster_exit = asyncio.ensure_future(asyncio.to_thread(broadcaster.wait))
+        broadcaster_exit.add_done_callback(lambda _: stop.set())
         print_banner(addresses)
         await stop.wait()
+        if broadcaster_exit.done():
+            logger.error(
+                "the broadcaster exited with status %s; stopping the relay",
+                broadcaster_exit.result(),
+            )
+            exit_status = 1
         logger.info("stopping")
     finally:
         await asyncio.to_thread(broadcaster.stop)
@@ -99,6 +109,7 @@ async def serve(
         for executor in (http_executor, websocket_executor, disconnect_executor):
             executor.shutdown(wait=True, cancel_futures=True)
         logger.info("stopped")
+    return exit_status
 
 
 def print_banner(addresses: RelayAddresses) -> None:

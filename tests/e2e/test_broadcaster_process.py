@@ -31,6 +31,15 @@ def children_of(pid: int) -> list[int]:
     return children
 
 
+def broadcaster_of(relay: RelayProcess) -> int:
+    """The process id of the relay's broadcaster child."""
+    for child in children_of(relay.process.pid):
+        command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"userstatus_local.broadcaster" in command:
+            return child
+    raise AssertionError("the relay has no broadcaster child")
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie counts as gone)."""
     try:
@@ -76,3 +85,18 @@ def test_children_end_with_a_killed_relay() -> None:
         wait_until(lambda: not any(alive(child) for child in children))
     finally:
         relay.stop()
+
+
+def test_the_relay_stops_with_an_error_when_its_broadcaster_dies() -> None:
+    relay = RelayProcess.start()
+    try:
+        # When the broadcaster ends on its own (here: killed)
+        os.kill(broadcaster_of(relay), signal.SIGKILL)
+        # Then the relay does not carry on without broadcasting: it stops, and says why
+        exit_status = relay.process.wait(TIMEOUT)
+        stderr = relay.stderr_tail(200)
+    finally:
+        relay.stop()
+    assert exit_status == 1
+    assert "the broadcaster exited with status -9; stopping the relay" in stderr
+    assert "Traceback" not in stderr
