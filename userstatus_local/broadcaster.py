@@ -70,12 +70,15 @@ class BroadcasterProcess:
         ready = _read_ready(process, timeout)
         process.stdout.close()
         if not ready:
+            exited = process.poll() is not None
             process.kill()
             process.wait()
-            raise BroadcasterStartError(
-                f"the broadcaster exited with {process.returncode} or was not ready in "
-                f"{timeout:g} s (its log is above, on stderr)"
+            problem = (
+                f"exited with status {process.returncode}"
+                if exited
+                else f"was not ready in {timeout:g} s"
             )
+            raise BroadcasterStartError(f"the broadcaster {problem} (its log is above, on stderr)")
         os.set_blocking(process.stdin.fileno(), False)
         self._process, self._stdin = process, process.stdin
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from userstatus import http_api, websocket_api
 from userstatus.logs import configure_logging
 from userstatus.runtime import runtime
-from userstatus_local.broadcaster import BroadcasterProcess
+from userstatus_local.broadcaster import BroadcasterProcess, BroadcasterStartError
 from userstatus_local.dynamodb import CLIENT_CONFIG, ensure_tables
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import Invoker
@@ -89,7 +89,11 @@ async def serve(
         for runner, sock in ((ws_runner, ws_socket), (http_runner, http_socket)):
             await runner.setup()
             await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS).start()
-        await asyncio.to_thread(broadcaster.start)
+        try:
+            await asyncio.to_thread(broadcaster.start)
+        except BroadcasterStartError as error:
+            logger.error("%s; stopping the relay", error)
+            return 1
         broadcaster_exit = asyncio.ensure_future(asyncio.to_thread(broadcaster.wait))
         broadcaster_exit.add_done_callback(lambda _: stop.set())
         print_banner(addresses)

@@ -68,7 +68,7 @@ def test_a_broadcaster_that_cannot_reach_the_stream_is_reported(
     broadcaster = BroadcasterProcess("arn:aws:dynamodb:us-east-1:000000000000:table/m/stream/x")
     # Then starting it fails with an error, not a hang
     started = time.monotonic()
-    with pytest.raises(BroadcasterStartError, match="exited with 1"):
+    with pytest.raises(BroadcasterStartError, match="exited with status 1"):
         broadcaster.start()
     assert time.monotonic() - started < TIMEOUT
     assert broadcaster.stop() is None
