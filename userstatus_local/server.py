@@ -31,9 +31,9 @@ logger = logging.getLogger("userstatus_local")
 
 # Concurrent invocations per function, as each Lambda function has its own concurrency: a
 # backlog of one (a flood of $disconnect) never queues the other's requests. Kept small: the
-# handlers and the embedded DynamoDB share this process's GIL, so more threads add no
-# throughput, only latency per call (past the SDK's read timeout under a flood) and more
-# connections than the handlers' boto3 pool keeps (10).
+# handlers share this process's GIL with the servers, so more threads add no throughput, only
+# latency per call (past the SDK's read timeout under a flood) and more connections than the
+# handlers' boto3 pool keeps (10).
 HTTP_HANDLER_THREADS = 4
 WEBSOCKET_HANDLER_THREADS = 4
 DISCONNECT_HANDLER_THREADS = 2
