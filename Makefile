@@ -17,11 +17,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 VENV_STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
+MINISTACK_VENV := $(TOOLS)/ministack
+MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
 
-.PHONY: setup dev test check lint typecheck unit infra e2e client synth diff deploy bench constraints \
+.PHONY: setup dev stack-local test check lint typecheck unit infra e2e client synth diff deploy bench constraints \
 	browser clean
 
-setup: $(VENV_STAMP) $(TOOLS_STAMP)
+setup: $(VENV_STAMP) $(TOOLS_STAMP) $(MINISTACK_STAMP)
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_client/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +38,15 @@ $(TOOLS_STAMP): tools/package.json tools/package-lock.json
 	cp tools/package.json tools/package-lock.json $(TOOLS)/
 	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
 	node --version | grep -q '^v22\.'
+	touch $@
+
+# ministack (the AWS emulator of `make stack-local` and the deployed-target tests) pins a botocore
+# that conflicts with ours, so it gets a virtualenv of its own, every package pinned, no resolving.
+$(MINISTACK_STAMP): requirements-ministack.txt
+	test -x $(MINISTACK_VENV)/bin/python || $(PYTHON) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r requirements-ministack.txt
+	$(MINISTACK_VENV)/bin/python -m pip check
 	touch $@
 
 ## dev: set everything up and run the relay on this machine (HTTP :3000, WebSocket :3001).
@@ -57,6 +68,11 @@ typecheck: $(VENV_STAMP)
 
 unit infra e2e client: setup
 	python -m pytest tests/$@
+
+## stack-local: set everything up, deploy STAGE's synthesized stack into ministack on this
+## machine (IAM enforced, TLS), print its URLs and a READY line, serve until Ctrl-C.
+stack-local: setup
+	python -m userstatus_local.deployed --stage $(STAGE)
 
 ## synth: write cdk.out/ for STAGE (dev or prod) with the project-local CDK CLI.
 synth: setup
