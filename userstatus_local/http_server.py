@@ -29,6 +29,15 @@ VIEWER_CONFIG_PLACEHOLDER = "/*USERSTATUS_CONFIG*/"
 _STORING_ROUTE_KEYS = frozenset(r.route_key for r in HTTP_ROUTES if r.posts_messages)
 
 
+def viewer_page(*, websocket_url: str, api_url: str) -> str:
+    """The viewer page, told where the WebSocket API (``?site=`` is appended) and HTTP API are."""
+    config = {"websocketUrl": websocket_url, "apiUrl": api_url}
+    page = resources.files("userstatus_local").joinpath("static/viewer.html")
+    return page.read_text(encoding="utf-8").replace(
+        VIEWER_CONFIG_PLACEHOLDER, "window.USERSTATUS_CONFIG = " + json.dumps(config) + ";"
+    )
+
+
 class HttpRelay:
     """Serves the HTTP API through the HTTP handler, and the viewer page."""
 
@@ -43,7 +52,6 @@ class HttpRelay:
         self._invoker = invoker
         self._websocket_port = websocket_port
         self._on_stored = on_stored
-        self._viewer = resources.files("userstatus_local").joinpath("static/viewer.html")
 
     def application(self) -> web.Application:
         """The aiohttp application for the HTTP port."""
@@ -55,10 +63,7 @@ class HttpRelay:
     async def serve_viewer(self, request: web.Request) -> web.Response:
         """The viewer page, told where the WebSocket API is."""
         host = url_host(request.url.host or "127.0.0.1")
-        config = {"websocketUrl": f"ws://{host}:{self._websocket_port}/", "apiUrl": ""}
-        page = self._viewer.read_text(encoding="utf-8").replace(
-            VIEWER_CONFIG_PLACEHOLDER, "window.USERSTATUS_CONFIG = " + json.dumps(config) + ";"
-        )
+        page = viewer_page(websocket_url=f"ws://{host}:{self._websocket_port}/", api_url="")
         return web.Response(
             text=page, content_type="text/html", headers={"Cache-Control": "no-store"}
         )

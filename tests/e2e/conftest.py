@@ -1,4 +1,8 @@
-"""The relay under test: one child process on free ports for the whole session."""
+"""The targets under test: the local relay, and the dev stack deployed into ministack.
+
+Each is started once per session, on free ports of 127.0.0.1, and stopped at the end. Tests
+that take ``target`` form the contract suite and run on both; the others are the relay's own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.targets import DEPLOYED, RELAY, TARGETS, Target
+from userstatus_local.deployed import DeployedStack
 from userstatus_local.process import RelayProcess
 
 
@@ -17,7 +23,23 @@ def relay() -> Iterator[RelayProcess]:
         yield started
 
 
+@pytest.fixture(scope="session")
+def deployed_stack() -> Iterator[DeployedStack]:
+    """The dev stack synthesized, bootstrapped and deployed into ministack (IAM checks recorded)."""
+    with DeployedStack.start("dev", record_iam=True) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def target(request: pytest.FixtureRequest) -> Target:
+    """Each target in turn: the relay, then the deployed stack."""
+    if request.param == RELAY:
+        return Target.relay(request.getfixturevalue("relay"))
+    assert request.param == DEPLOYED
+    return Target.deployed(request.getfixturevalue("deployed_stack"))
+
+
 @pytest.fixture
 def site() -> str:
-    """A site code no other test uses, so tests sharing the relay cannot see each other."""
+    """A site code no other test uses, so tests sharing a target cannot see each other."""
     return "e2e-" + uuid.uuid4().hex[:12]

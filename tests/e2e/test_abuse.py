@@ -28,6 +28,7 @@ from tests.e2e.raw_websocket import (
     open_raw_websocket,
     read_frame,
 )
+from tests.e2e.targets import Target
 from tests.e2e.wire import TIMEOUT, await_until, http, online_users, receive_json, subscribe
 from userstatus_local.process import RelayProcess
 
@@ -50,7 +51,13 @@ def new_site() -> str:
 
 
 def post_raw(relay: RelayProcess, body: bytes) -> Any:
-    return http("POST", relay.http_url + "/newlog", body, {"Content-Type": "application/json"})
+    return http(
+        Target.relay(relay),
+        "POST",
+        relay.http_url + "/newlog",
+        body,
+        {"Content-Type": "application/json"},
+    )
 
 
 def relay_rss_bytes(relay: RelayProcess) -> int:
@@ -67,7 +74,7 @@ def assert_relay_serves(relay: RelayProcess) -> None:
     site = new_site()
 
     async def scenario() -> None:
-        async with subscribe(relay, site) as subscriber:
+        async with subscribe(Target.relay(relay), site) as subscriber:
             await wait_online(relay, site, 1)
             answer = await asyncio.to_thread(
                 post_raw, relay, json.dumps({"site": site, "log_message": "still here"}).encode()
@@ -81,7 +88,7 @@ def assert_relay_serves(relay: RelayProcess) -> None:
 async def wait_online(relay: RelayProcess, site: str, count: int, timeout: float = TIMEOUT) -> None:
     async def reached() -> bool:
         try:
-            return await asyncio.to_thread(online_users, relay, site) == count
+            return await asyncio.to_thread(online_users, Target.relay(relay), site) == count
         except TimeoutError:
             return False  # the relay's handler threads are busy (a flood of $disconnect)
 
@@ -94,7 +101,7 @@ def test_message_over_16_kib_is_refused_and_one_at_the_limit_is_delivered(
     site = new_site()
 
     async def scenario() -> None:
-        async with subscribe(relay, site) as subscriber:
+        async with subscribe(Target.relay(relay), site) as subscriber:
             await wait_online(relay, site, 1)
             for text in ("x" * (MAX_MESSAGE_BYTES + 1), "é" * (MAX_MESSAGE_BYTES // 2 + 1)):
                 body = json.dumps({"site": site, "log_message": text}).encode()
@@ -128,7 +135,12 @@ def test_bodies_over_1_mb_are_refused_413_and_the_relay_stays_up(relay: RelayPro
     huge = post_raw(relay, b"x" * (12 * 1024 * 1024))
     assert huge.status == 413
     assert huge.json == {"message": "Request Entity Too Large"}
-    assert http("GET", f"{relay.http_url}/recent-logs?site={site}&after_time=0").json == []
+    assert (
+        http(
+            Target.relay(relay), "GET", f"{relay.http_url}/recent-logs?site={site}&after_time=0"
+        ).json
+        == []
+    )
     assert_relay_serves(relay)
 
 
@@ -160,7 +172,7 @@ def test_thousands_of_connections_from_one_client() -> None:
                     compression=None,
                 )
 
-        async with subscribe(relay, quiet_site) as bystander:
+        async with subscribe(Target.relay(relay), quiet_site) as bystander:
             # Given 2,000 connections of one client to one site,
             flood = list(await asyncio.gather(*(one() for _ in range(FLOOD_CONNECTIONS))))
             try:
@@ -193,7 +205,10 @@ def test_frame_over_128_kb_closes_only_that_connection_with_1009(relay: RelayPro
     site = new_site()
 
     async def scenario() -> None:
-        async with subscribe(relay, site) as bystander, subscribe(relay, site) as offender:
+        async with (
+            subscribe(Target.relay(relay), site) as bystander,
+            subscribe(Target.relay(relay), site) as offender,
+        ):
             await wait_online(relay, site, 2)
             await offender.send("x" * (128 * 1024 + 1))
             with pytest.raises(ConnectionClosed) as closed:
@@ -296,7 +311,7 @@ def test_frames_answered_to_a_client_flooding_newlog_frames_stay_in_order(
     site = new_site()
 
     async def scenario() -> None:
-        async with subscribe(relay, site) as flooder:
+        async with subscribe(Target.relay(relay), site) as flooder:
             for sequence in range(200):
                 await flooder.send(json.dumps({"action": "dance", "n": sequence}))
             answers = [await receive_json(flooder) for _ in range(200)]

@@ -7,7 +7,8 @@ import uuid
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.wire import TIMEOUT, apost, dynamodb, receive_json, subscribe
+from tests.e2e.targets import Target
+from tests.e2e.wire import TIMEOUT, apost, receive_json, subscribe
 from userstatus_local.process import RelayProcess
 
 
@@ -19,7 +20,7 @@ def test_ctrl_c_closes_websockets_and_exits_cleanly() -> None:
         assert f"{relay.ws_url}/?site=tst" in banner
 
         async def scenario() -> int | None:
-            async with subscribe(relay, "ctrlc") as connection:
+            async with subscribe(Target.relay(relay), "ctrlc") as connection:
                 relay.process.send_signal(2)  # SIGINT, as Ctrl-C sends
                 try:
                     await asyncio.wait_for(connection.recv(), TIMEOUT)
@@ -51,15 +52,17 @@ def test_dynamodb_endpoint_points_the_relay_at_another_dynamodb(relay: RelayProc
         connections,
     ) as second:
         # Then it creates the tables there (messages with a stream) and works end to end
-        tables = dynamodb(relay).list_tables()["TableNames"]
+        tables = Target.relay(relay).dynamodb().list_tables()["TableNames"]
         assert {messages, connections} <= set(tables)
         assert second.dynamodb_url == relay.dynamodb_url
 
         async def scenario() -> None:
-            async with subscribe(second, "elsewhere") as connection:
-                await apost(second, site="elsewhere", log_message="through the other db")
+            async with subscribe(Target.relay(second), "elsewhere") as connection:
+                await apost(
+                    Target.relay(second), site="elsewhere", log_message="through the other db"
+                )
                 assert (await receive_json(connection))["message"] == "through the other db"
 
         asyncio.run(scenario())
-    stored = dynamodb(relay).scan(TableName=messages)["Items"]
+    stored = Target.relay(relay).dynamodb().scan(TableName=messages)["Items"]
     assert [item["message"]["S"] for item in stored] == ["through the other db"]

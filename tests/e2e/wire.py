@@ -1,4 +1,4 @@
-"""Real HTTP and WebSocket calls to a running relay, with a timeout on every wait."""
+"""Real HTTP and WebSocket calls to a running target, with a timeout on every wait."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from websockets.asyncio.client import ClientConnection, connect
 
-from userstatus_local.process import RelayProcess
+from tests.e2e.targets import Target
 
 TIMEOUT = 10.0
 
@@ -34,15 +33,18 @@ class HttpAnswer:
 
 
 def http(
+    target: Target,
     method: str,
     url: str,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> HttpAnswer:
-    """One HTTP request; error statuses are answers, not exceptions."""
+    """One HTTP request to ``target``; error statuses are answers, not exceptions."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(
+            request, timeout=TIMEOUT, context=target.ssl_context
+        ) as response:
             return HttpAnswer(
                 response.status, dict(response.headers.items()), response.read().decode()
             )
@@ -50,36 +52,47 @@ def http(
         return HttpAnswer(error.code, dict(error.headers.items()), error.read().decode())
 
 
-def post_message(relay: RelayProcess, **fields: Any) -> HttpAnswer:
+def post_message(target: Target, **fields: Any) -> HttpAnswer:
     """POST /newlog with a JSON body."""
     return http(
+        target,
         "POST",
-        relay.http_url + "/newlog",
+        target.http_url + "/newlog",
         json.dumps(fields).encode(),
         {"Content-Type": "application/json"},
     )
 
 
-def recent_logs(relay: RelayProcess, site: str, after_time: float | None = None) -> Any:
+def recent_logs(target: Target, site: str, after_time: float | None = None) -> Any:
     """GET /recent-logs for a site (default window), as parsed JSON."""
     query = {"site": site}
     if after_time is not None:
         query["after_time"] = str(after_time)
-    answer = http("GET", relay.http_url + "/recent-logs?" + urllib.parse.urlencode(query))
+    answer = http(target, "GET", target.http_url + "/recent-logs?" + urllib.parse.urlencode(query))
     assert answer.status == 200, answer.text
     return answer.json
 
 
-def online_users(relay: RelayProcess, site: str) -> int:
+def online_users(target: Target, site: str) -> int:
     """GET /onlineusers: the number of connections of a site."""
-    answer = http("GET", f"{relay.http_url}/onlineusers?site={site}")
+    answer = http(target, "GET", f"{target.http_url}/onlineusers?site={site}")
     assert answer.status == 200, answer.text
     return int(answer.json["connections"])
 
 
-def subscribe(relay: RelayProcess, site: str) -> connect:
+def open_websocket(target: Target, query: str = "") -> connect:
+    """A WebSocket connection to ``target`` with ``query`` (use with ``async with``)."""
+    return connect(
+        target.websocket_url(query),
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+        ssl=target.ssl_context,
+    )
+
+
+def subscribe(target: Target, site: str) -> connect:
     """A WebSocket subscription to a site (use with ``async with``)."""
-    return connect(f"{relay.ws_url}/?site={site}", open_timeout=TIMEOUT, close_timeout=TIMEOUT)
+    return open_websocket(target, f"?site={site}")
 
 
 async def receive_json(connection: ClientConnection, timeout: float = TIMEOUT) -> Any:
@@ -102,9 +115,9 @@ async def expect_silence(connection: ClientConnection, seconds: float) -> None:
     raise AssertionError(f"unexpected frame: {frame!r}")
 
 
-async def apost(relay: RelayProcess, **fields: Any) -> HttpAnswer:
+async def apost(target: Target, **fields: Any) -> HttpAnswer:
     """``post_message`` off the event loop."""
-    return await asyncio.to_thread(lambda: post_message(relay, **fields))
+    return await asyncio.to_thread(lambda: post_message(target, **fields))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
@@ -125,29 +138,19 @@ async def await_until(condition: Callable[[], Awaitable[bool]], timeout: float =
         await asyncio.sleep(0.05)
 
 
-def dynamodb(relay: RelayProcess) -> Any:
-    """A boto3 client of the relay's embedded DynamoDB (dummy credentials)."""
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=relay.dynamodb_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
-def connection_ids(relay: RelayProcess, site: str) -> list[str]:
-    """Connection ids stored for a site, read straight from the embedded DynamoDB."""
-    answer = dynamodb(relay).query(
-        TableName=relay.connections_table,
+def connection_ids(target: Target, site: str) -> list[str]:
+    """Connection ids stored for a site, read straight from the target's connections table."""
+    answer = target.dynamodb().query(
+        TableName=target.connections_table,
         KeyConditionExpression="site = :site",
         ExpressionAttributeValues={":site": {"S": site}},
     )
     return sorted(item["connection_id"]["S"] for item in answer["Items"])
 
 
-def management_url(relay: RelayProcess, connection_id: str, stage: str = "local") -> str:
-    """The management API URL of a connection, under a stage prefix unless ``stage`` is empty."""
-    base = relay.ws_url.replace("ws://", "http://")
-    prefix = f"/{stage}" if stage else ""
-    return f"{base}{prefix}/@connections/{urllib.parse.quote(connection_id, safe='')}"
+def manage(
+    target: Target, method: str, connection_id: str, body: bytes | None = None
+) -> HttpAnswer:
+    """One SigV4-signed call of the management API on a connection."""
+    url = target.management_url(connection_id)
+    return http(target, method, url, body, target.signed_headers(method, url, body))

@@ -8,8 +8,15 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.e2e.wire import TIMEOUT, expect_silence, http, receive_json, subscribe
-from userstatus_local.process import RelayProcess
+from tests.e2e.targets import Target
+from tests.e2e.wire import (
+    TIMEOUT,
+    expect_silence,
+    http,
+    open_websocket,
+    receive_json,
+    subscribe,
+)
 
 
 @pytest.mark.parametrize(
@@ -23,11 +30,12 @@ from userstatus_local.process import RelayProcess
     ],
 )
 def test_bad_message_over_http_is_answered_400(
-    relay: RelayProcess, body: dict[str, object], field: str
+    target: Target, body: dict[str, object], field: str
 ) -> None:
     answer = http(
+        target,
         "POST",
-        relay.http_url + "/newlog",
+        target.http_url + "/newlog",
         json.dumps(body).encode(),
         {"Content-Type": "application/json"},
     )
@@ -37,52 +45,59 @@ def test_bad_message_over_http_is_answered_400(
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_body_that_is_not_json_is_answered_400(relay: RelayProcess) -> None:
-    answer = http("POST", relay.http_url + "/newlog", b"site=tst", {"Content-Type": "text/plain"})
+def test_body_that_is_not_json_is_answered_400(target: Target) -> None:
+    answer = http(
+        target, "POST", target.http_url + "/newlog", b"site=tst", {"Content-Type": "text/plain"}
+    )
     assert answer.status == 400
     assert answer.json["field"] == "body"
 
 
-def test_binary_body_reaches_the_handler_base64_encoded(relay: RelayProcess, site: str) -> None:
+def test_binary_body_reaches_the_handler_base64_encoded(target: Target, site: str) -> None:
     # Given a content type API Gateway does not treat as text, the event carries the body
     # base64-encoded with isBase64Encoded set; the handler decodes it.
     body = json.dumps({"site": site, "log_message": "bytes"}).encode()
     answer = http(
-        "POST", relay.http_url + "/newlog", body, {"Content-Type": "application/octet-stream"}
+        target,
+        "POST",
+        target.http_url + "/newlog",
+        body,
+        {"Content-Type": "application/octet-stream"},
     )
     assert answer.status == 200, answer.text
     assert answer.json["message"] == "bytes"
 
 
-def test_unknown_route_is_answered_404_like_api_gateway(relay: RelayProcess) -> None:
+def test_unknown_route_is_answered_404_like_api_gateway(target: Target) -> None:
     # An HTTP API without a $default route answers unknown routes itself, before any function.
     for method, path in [("GET", "/nowhere"), ("DELETE", "/newlog"), ("GET", "/newlog")]:
-        answer = http(method, relay.http_url + path)
+        answer = http(target, method, target.http_url + path)
         assert answer.status == 404
         assert answer.json == {"message": "Not Found"}
 
 
-def test_preflight_is_answered_by_the_handler(relay: RelayProcess) -> None:
+def test_preflight_is_answered_by_the_handler(target: Target) -> None:
     answer = http(
+        target,
         "OPTIONS",
-        relay.http_url + "/newlog",
+        target.http_url + "/newlog",
         headers={"Origin": "http://example.org", "Access-Control-Request-Method": "POST"},
     )
     assert answer.status == 204
     assert "POST" in answer.headers["Access-Control-Allow-Methods"]
 
 
-def test_online_users_without_site_is_answered_400(relay: RelayProcess) -> None:
-    answer = http("GET", relay.http_url + "/onlineusers")
+def test_online_users_without_site_is_answered_400(target: Target) -> None:
+    answer = http(target, "GET", target.http_url + "/onlineusers")
     assert answer.status == 400
     assert answer.json["field"] == "site"
 
 
 def test_bad_message_over_websocket_is_answered_with_an_error_frame(
-    relay: RelayProcess, site: str
+    target: Target, site: str
 ) -> None:
     async def scenario() -> None:
-        async with subscribe(relay, site) as connection:
+        async with subscribe(target, site) as connection:
             await connection.send(json.dumps({"action": "newlog", "site": site}))
             error = await receive_json(connection)
             assert error["status"] == 400
@@ -94,9 +109,9 @@ def test_bad_message_over_websocket_is_answered_with_an_error_frame(
     asyncio.run(scenario())
 
 
-def test_unknown_action_is_answered_by_the_default_route(relay: RelayProcess, site: str) -> None:
+def test_unknown_action_is_answered_by_the_default_route(target: Target, site: str) -> None:
     async def scenario() -> None:
-        async with subscribe(relay, site) as connection:
+        async with subscribe(target, site) as connection:
             await connection.send(json.dumps({"action": "dance"}))
             error = await receive_json(connection)
             await connection.send("not json at all")
@@ -109,13 +124,27 @@ def test_unknown_action_is_answered_by_the_default_route(relay: RelayProcess, si
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("query", ["", "?site=", "?site=bad%20site"])
-def test_connect_without_a_valid_site_is_rejected_400(relay: RelayProcess, query: str) -> None:
-    from websockets.asyncio.client import connect
+INVALID_SITE_QUERIES = ["", "?site=", "?site=bad%20site"]
+
+
+@pytest.mark.parametrize("query", INVALID_SITE_QUERIES)
+def test_connect_without_a_valid_site_is_refused(target: Target, query: str) -> None:
+    async def scenario() -> int:
+        with pytest.raises(InvalidStatus) as rejected:
+            async with open_websocket(target, query):
+                pass
+        return rejected.value.response.status_code
+
+    assert 400 <= asyncio.run(scenario()) < 500
+
+
+@pytest.mark.parametrize("query", INVALID_SITE_QUERIES)
+def test_connect_refusal_is_the_functions_400_naming_the_field(target: Target, query: str) -> None:
+    target.require("connect_rejection_status")
 
     async def scenario() -> None:
         with pytest.raises(InvalidStatus) as rejected:
-            async with connect(f"{relay.ws_url}/{query}", open_timeout=TIMEOUT):
+            async with open_websocket(target, query):
                 pass
         assert rejected.value.response.status_code == 400
         assert json.loads(rejected.value.response.body or b"{}")["field"] == "site"
@@ -123,9 +152,11 @@ def test_connect_without_a_valid_site_is_rejected_400(relay: RelayProcess, query
     asyncio.run(scenario())
 
 
-def test_frame_over_128_kb_closes_the_connection_with_1009(relay: RelayProcess, site: str) -> None:
+def test_frame_over_128_kb_closes_the_connection_with_1009(target: Target, site: str) -> None:
+    target.require("websocket_frame_limits")
+
     async def scenario() -> None:
-        async with subscribe(relay, site) as connection:
+        async with subscribe(target, site) as connection:
             await connection.send("x" * (128 * 1024 + 1))
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(connection.recv(), TIMEOUT)
@@ -135,14 +166,15 @@ def test_frame_over_128_kb_closes_the_connection_with_1009(relay: RelayProcess, 
     asyncio.run(scenario())
 
 
-def test_plain_http_on_the_websocket_port_is_answered_426(relay: RelayProcess) -> None:
-    answer = http("GET", relay.ws_url.replace("ws://", "http://") + "/?site=tst")
+def test_plain_http_on_the_websocket_port_is_answered_426(target: Target) -> None:
+    target.require("plain_http_on_websocket_port")
+    answer = http(target, "GET", target.websocket_url("?site=tst").replace("ws://", "http://"))
     assert answer.status == 426
 
 
-def test_repeated_query_keys_reach_the_handler_comma_joined(relay: RelayProcess) -> None:
+def test_repeated_query_keys_reach_the_handler_comma_joined(target: Target) -> None:
     # API Gateway joins repeated keys with commas: "a,b" is not a valid site code.
-    answer = http("GET", relay.http_url + "/onlineusers?site=a&site=b")
+    answer = http(target, "GET", target.http_url + "/onlineusers?site=a&site=b")
     assert answer.status == 400
     assert answer.json["field"] == "site"
-    assert http("GET", relay.http_url + "/onlineusers?site=a").status == 200
+    assert http(target, "GET", target.http_url + "/onlineusers?site=a").status == 200
