@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jsii
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -20,6 +21,26 @@ from userstatus.routes import BROADCAST_HANDLER
 from userstatus_stack.config import StageConfig
 from userstatus_stack.functions import PythonFunction
 from userstatus_stack.nag import acknowledge
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class FailureQueueDestination:
+    """The failure queue as the event source's on-failure destination.
+
+    Like ``SqsDlq``, but the function's role is granted only ``sqs:SendMessage``, all that
+    Lambda needs to send a failed batch's record to an SQS destination (``SqsDlq`` adds
+    ``GetQueueAttributes`` and ``GetQueueUrl``, which nothing calls).
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(
+        self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
+    ) -> lambda_.DlqDestinationConfig:
+        """Grant the function's role ``sqs:SendMessage`` on the queue; the queue's ARN."""
+        self._queue.grant(target_handler, "sqs:SendMessage")
+        return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
 
 
 class Broadcaster(Construct):
@@ -78,6 +99,6 @@ class Broadcaster(Construct):
                 bisect_batch_on_error=True,
                 retry_attempts=config.broadcast_retry_attempts,
                 max_record_age=Duration.seconds(config.broadcast_max_record_age_seconds),
-                on_failure=event_sources.SqsDlq(self.failure_queue),
+                on_failure=FailureQueueDestination(self.failure_queue),
             )
         )

@@ -292,7 +292,7 @@ def _names(synthesized: Synthesized, function_id: str) -> dict[str, str]:
 
 
 LOGS = (("logs:CreateLogStream", "logs:PutLogEvents"), ("own_log_group.Arn",))
-CONNECTIONS_AND_INDEX = ("connections.Arn", "connections.Arn/index/*")
+CONNECTIONS_TABLE = ("connections.Arn",)
 
 
 def _statements(
@@ -306,14 +306,15 @@ def test_http_function_iam_statements(synthesized: Synthesized) -> None:
     assert _statements(synthesized, HTTP_HANDLER) == {
         LOGS,
         (("dynamodb:PutItem", "dynamodb:Query"), ("messages.Arn",)),
-        (("dynamodb:Query",), CONNECTIONS_AND_INDEX),
+        (("dynamodb:Query",), CONNECTIONS_TABLE),
     }
 
 
 def test_websocket_function_iam_statements(synthesized: Synthesized) -> None:
     assert _statements(synthesized, WEBSOCKET_HANDLER) == {
         LOGS,
-        (("dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"), CONNECTIONS_AND_INDEX),
+        (("dynamodb:DeleteItem", "dynamodb:PutItem"), CONNECTIONS_TABLE),
+        (("dynamodb:Query",), (f"connections.Arn/index/{CONNECTIONS_BY_ID_INDEX}",)),
         (("dynamodb:PutItem",), ("messages.Arn",)),
     }
 
@@ -322,16 +323,13 @@ def test_broadcast_function_iam_statements(synthesized: Synthesized) -> None:
     stage = synthesized.config.stage
     assert _statements(synthesized, BROADCAST_HANDLER) == {
         LOGS,
-        (("dynamodb:DeleteItem", "dynamodb:Query"), CONNECTIONS_AND_INDEX),
+        (("dynamodb:DeleteItem", "dynamodb:Query"), CONNECTIONS_TABLE),
         (
             ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"),
             ("messages.StreamArn",),
         ),
         (("dynamodb:ListStreams",), ("*",)),
-        (
-            ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
-            ("failure_queue.Arn",),
-        ),
+        (("sqs:SendMessage",), ("failure_queue.Arn",)),
         (
             ("execute-api:ManageConnections",),
             (
