@@ -40,6 +40,7 @@ logger = logging.getLogger("userstatus_local.broadcaster")
 
 READY_LINE = b"READY\n"
 START_TIMEOUT_SECONDS = 30.0
+EXIT_GRACE_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 10.0
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +71,9 @@ class BroadcasterProcess:
         ready = _read_ready(process, timeout)
         process.stdout.close()
         if not ready:
+            # Its stdout ends as it exits, a moment before it can be reaped: wait for that.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(EXIT_GRACE_SECONDS)
             exited = process.poll() is not None
             process.kill()
             process.wait()
