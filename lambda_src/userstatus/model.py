@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import math
 import re
-import uuid
+import secrets
+import time
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -53,7 +54,7 @@ class Message:
 
     @property
     def sort_key(self) -> str:
-        """Orders by time, unique per message: ``<nanoseconds, 21 digits>#<id>``."""
+        """Orders by time, then receipt; unique: ``<nanoseconds, 21 digits>#<id>``."""
         return f"{timestamp_nanos(self.timestamp):0{_SORT_KEY_DIGITS}d}#{self.message_id}"
 
     def to_wire(self) -> dict[str, Any]:
@@ -107,8 +108,19 @@ def validate_message(
         message=_validate_text(fields.get("log_message")),
         log_level=_validate_level(fields.get("log_level")),
         timestamp=_validate_timestamp(fields.get("timestamp"), default=received_at),
-        message_id=message_id or uuid.uuid4().hex,
+        message_id=message_id or new_message_id(),
     )
+
+
+def new_message_id(received_ns: int | None = None) -> str:
+    """A unique id that orders messages of one timestamp by receipt: 32 hex digits, the
+    receipt time in nanoseconds (16) then 64 random bits (16).
+
+    Whole-second timestamps are common, so many messages share one; the sort key
+    ``<timestamp>#<id>`` then keeps them in the order they were received, as they arrive live.
+    """
+    receipt = time.time_ns() if received_ns is None else received_ns
+    return f"{receipt:016x}{secrets.randbits(64):016x}"
 
 
 def validate_site(value: object, field: str = "site") -> str:

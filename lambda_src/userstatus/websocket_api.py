@@ -4,17 +4,20 @@
   handshake with 400.
 * ``$disconnect``: forgets the connection.
 * ``newlog`` (a frame ``{"action": "newlog", ...fields of POST /newlog...}``): stores the message
-  like ``POST /newlog`` and answers the sender with ``{"action": "newlog", "stored": {...}}``.
+  like ``POST /newlog``. No answer: the sender receives its message through the broadcast.
 * ``$default`` (any other frame): answers ``{"error": "...", "supported_actions": [...]}``.
   A ``newlog`` frame lands here when the stage leaves that route out (``post_auth=iam``): it is
   answered 403, pointing to the signed ``POST /newlog``.
 
-Error frames are ``{"error": "...", "field": "...", "status": 400}``. Messages reach
-subscribers through the broadcaster, never through these answers.
+Error frames are ``{"error": "...", "field": "...", "status": 400, "message": "...",
+"log_level": "error", "timestamp": "1604514063"}``: the frontend renders every frame it gets as
+a log line (``message`` and ``timestamp``), so refusals show as readable error lines. Messages
+reach subscribers through the broadcaster, never through these answers.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,7 +42,7 @@ def handler(event: Event, context: object) -> dict[str, Any]:
     serve = ROUTES.get(route_key, unsupported_action)
     status, body, _ = answer_errors(lambda: serve(event, connection_id, rt), request_id)
     if status >= 400 and isinstance(body, dict) and route_key != "$connect":
-        body = {**body, "status": status}
+        body = error_frame(body, status, now=time.time())
     response: dict[str, Any] = {"statusCode": status}
     if body is not None:
         response["body"] = json_text(body)
@@ -66,8 +69,21 @@ def newlog(event: Event, connection_id: str, rt: Runtime) -> Answer:
     fields.pop("action", None)
     message = validate_message(fields, received_at=received_at)
     rt.messages.put(message, received_at=received_at)
-    stored = {**message.to_wire(), "id": message.sort_key}
-    return 200, {"action": "newlog", "stored": stored}, {}
+    # No body: API Gateway (and ministack) would send it to the sender as a frame, which the
+    # frontend renders as an empty log line. The sender gets the broadcast like everyone.
+    return 200, None, {}
+
+
+def error_frame(body: Mapping[str, Any], status: int, *, now: float) -> dict[str, Any]:
+    """A refusal as the frame the sender gets: the error details, plus what the frontend
+    renders for every frame it receives (``message``, ``log_level``, ``timestamp``)."""
+    return {
+        **body,
+        "status": status,
+        "message": body["error"],
+        "log_level": "error",
+        "timestamp": str(math.floor(now)),
+    }
 
 
 def unsupported_action(event: Event, connection_id: str, rt: Runtime) -> Answer:

@@ -103,6 +103,10 @@ def test_bad_message_over_websocket_is_answered_with_an_error_frame(
             assert error["status"] == 400
             assert error["field"] == "log_message"
             assert error["error"]
+            # It renders in the frontend as a log line: message, level, timestamp string.
+            assert "log_message" in error["message"]
+            assert error["log_level"] == "error"
+            assert error["timestamp"].isdigit()
             # Nothing was stored, so nothing is broadcast.
             await expect_silence(connection, 0.3)
 

@@ -133,6 +133,17 @@ def test_two_messages_in_the_same_second_are_both_kept() -> None:
     assert {m["timestamp"] for m in logs} == {1604514063}
 
 
+def test_messages_with_the_same_timestamp_come_back_in_the_order_received() -> None:
+    # Whole seconds are common: the frontend shows history in the order recent-logs gives it.
+    texts = [f"step {n}" for n in range(30)]
+    for text in texts:
+        assert post({"site": "tst", "log_message": text, "timestamp": 1700000000})[0] == 200
+    assert [entry["message"] for entry in recent(site="tst", after_time="0")] == texts
+    assert [entry["message"] for entry in recent(site="tst", after_time="0", limit="5")] == (
+        texts[-5:]
+    )
+
+
 def test_recent_logs_are_oldest_first_after_the_given_time_and_site_only() -> None:
     for ts, site, text in [
         (300, "tst", "c"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 import pytest
@@ -61,13 +63,13 @@ def test_disconnect_of_an_unknown_connection_is_harmless() -> None:
     assert call(load_event("ws_disconnect")) == (200, None)
 
 
-def test_newlog_frame_stores_like_post_and_acknowledges(dynamodb: Any) -> None:
-    status, body = call(load_event("ws_newlog"))
-    assert status == 200
-    assert body["action"] == "newlog"
-    assert body["stored"]["message"] == "Dome opening"
-    assert body["stored"]["timestamp"] == 1604514063
+def test_newlog_frame_stores_like_post_and_answers_nothing(dynamodb: Any) -> None:
+    # The frontend renders every frame it gets as a log line: the sender sees its message
+    # through the broadcast, like every subscriber, and nothing else.
+    response = websocket_api.handler(load_event("ws_newlog"), FakeLambdaContext())
+    assert response == {"statusCode": 200}
     [item] = dynamodb.scan(TableName="messages-test")["Items"]
+    assert item["message"]["S"] == "Dome opening"
     assert item["log_level"]["S"] == "warning"
     assert "action" not in item
 
@@ -99,6 +101,48 @@ def test_other_frames_get_an_error_listing_the_supported_actions(body: str) -> N
     assert status == 400
     assert answer["supported_actions"] == list(WEBSOCKET_ACTIONS) == ["newlog"]
     assert "newlog" in answer["error"]
+
+
+def assert_renders_as_a_log_line(frame: dict[str, Any], field: str) -> None:
+    """What the frontend shows for every frame: a message naming the field, an error level and
+    a timestamp string of whole seconds (moment parses it), next to the error details."""
+    assert isinstance(frame["message"], str)
+    assert field in frame["message"]
+    assert frame["message"] == frame["error"]
+    assert frame["log_level"] == "error"
+    assert re.fullmatch(r"[0-9]+", frame["timestamp"])
+    assert abs(int(frame["timestamp"]) - time.time()) < 5
+
+
+@pytest.mark.parametrize(
+    ("route_key", "body", "field", "status"),
+    [
+        ("newlog", '{"action": "newlog", "site": "tst"}', "log_message", 400),
+        ("newlog", '{"action": "newlog", "site": ', "body", 400),
+        ("$default", '{"action": "dance"}', "action", 400),
+        ("$default", '{"action": "newlog", "site": "tst", "log_message": "x"}', "action", 403),
+    ],
+)
+def test_error_frames_render_in_the_frontend(
+    route_key: str, body: str, field: str, status: int
+) -> None:
+    event = with_body("ws_newlog", body)
+    event["requestContext"]["routeKey"] = route_key
+    answer_status, frame = call(event)
+    assert (answer_status, frame["status"], frame["field"]) == (status, status, field)
+    assert_renders_as_a_log_line(frame, field)
+
+
+def test_internal_error_frame_renders_in_the_frontend(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(websocket_api.ROUTES, "newlog", broken)
+    status, frame = call(load_event("ws_newlog"))
+    assert (status, frame["status"], frame["error"]) == (500, 500, "internal error")
+    assert "boom" not in json.dumps(frame)
+    assert frame["log_level"] == "error"
+    assert re.fullmatch(r"[0-9]+", frame["timestamp"])
 
 
 def test_newlog_frame_on_a_stage_without_the_newlog_route_is_refused(dynamodb: Any) -> None:
