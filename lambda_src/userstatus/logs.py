@@ -39,14 +39,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Lambda's application log levels (AWS_LAMBDA_LOG_LEVEL, set from the function's logging
+# configuration: docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html)
+# as Python levels; TRACE has no Python level and maps to DEBUG, as Lambda's runtime does.
+_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+    "CRITICAL": logging.CRITICAL,
+}
+
+
 def configure_logging() -> None:
-    """Outside Lambda's JSON log format, write JSON lines to stderr."""
+    """Outside Lambda's JSON log format, write JSON lines to stderr; set the level.
+
+    The level is the function's configured one (``AWS_LAMBDA_LOG_LEVEL``), else ``LOG_LEVEL``,
+    else INFO; an unknown name means INFO (and is logged), never a failed cold start.
+    """
     root = logging.getLogger()
     if os.environ.get("AWS_LAMBDA_LOG_FORMAT") != "JSON" and not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    name = os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
+    level = _LEVELS.get(name.strip().upper())
+    root.setLevel(logging.INFO if level is None else level)
+    if level is None:
+        logging.getLogger("userstatus").warning(
+            "unknown log level; using INFO", extra={"level": name}
+        )
 
 
 def bind_request_id(context: object) -> str:
