@@ -24,7 +24,7 @@ from typing import Any
 
 from userstatus.cors import TRUNCATED_HEADER, cors_headers
 from userstatus.errors import InvalidInput, RouteNotFound
-from userstatus.logs import bind_request_id
+from userstatus.logs import bind_request_id, log_adjustments
 from userstatus.model import parse_json_object, parse_seconds, validate_message, validate_site
 from userstatus.runtime import Runtime, runtime
 from userstatus.web import Answer, RawJson, answer_errors, json_text, request_body
@@ -66,8 +66,9 @@ def post_newlog(event: Event, rt: Runtime) -> Answer:
     """Validate and store one message."""
     received_at = time.time()
     message = validate_message(parse_json_object(request_body(event)), received_at=received_at)
+    log_adjustments(message)
     rt.messages.put(message, received_at=received_at)
-    return 200, {**message.to_wire(), "id": message.sort_key}, {}
+    return 200, message.answer(), {}
 
 
 def get_recent_logs(event: Event, rt: Runtime) -> Answer:

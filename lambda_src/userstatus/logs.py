@@ -12,7 +12,10 @@ import contextvars
 import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from userstatus.model import Message
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({})))
@@ -71,6 +74,19 @@ def configure_logging() -> None:
     if level is None:
         logging.getLogger("userstatus").warning(
             "unknown log level; using INFO", extra={"level": name}
+        )
+
+
+def log_adjustments(message: Message) -> None:
+    """Record what validation changed in a message (the original timestamp of a wrong clock)."""
+    if message.replaced_timestamp is not None:
+        logging.getLogger("userstatus").warning(
+            "future timestamp replaced",
+            extra={
+                "site": message.site,
+                "given_timestamp": str(message.replaced_timestamp),
+                "stored_timestamp": str(message.timestamp),
+            },
         )
 
 

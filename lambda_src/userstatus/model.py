@@ -36,6 +36,11 @@ MAX_TIMESTAMP = 253_402_300_799
 # holds them exactly, so after_time compares exactly too.
 _TIMESTAMP_QUANTUM = Decimal("1e-9")
 
+# A timestamp further ahead of receipt than this is a wrong clock: it is replaced by the time
+# of receipt (and the answer and the log say so).
+MAX_CLOCK_AHEAD_SECONDS = 24 * 3600
+FUTURE_TIMESTAMP_ADJUSTMENT = "more than 24 hours ahead of receipt: stored at the time of receipt"
+
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
 _SITE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -51,6 +56,16 @@ class Message:
     log_level: str
     timestamp: Decimal
     message_id: str
+    # The timestamp the client sent, when it was replaced (more than MAX_CLOCK_AHEAD_SECONDS
+    # ahead of receipt); None when it was kept.
+    replaced_timestamp: Decimal | None = None
+
+    def answer(self) -> dict[str, Any]:
+        """The ``POST /newlog`` answer: the entry, its id, and any adjustment made."""
+        answer: dict[str, Any] = {**self.to_wire(), "id": self.sort_key}
+        if self.replaced_timestamp is not None:
+            answer["adjusted"] = {"timestamp": FUTURE_TIMESTAMP_ADJUSTMENT}
+        return answer
 
     @property
     def sort_key(self) -> str:
@@ -103,12 +118,19 @@ def validate_message(
     fields: dict[str, Any], *, received_at: float, message_id: str | None = None
 ) -> Message:
     """Check a posted JSON object and return the message to store; raise InvalidInput."""
+    timestamp = _validate_timestamp(fields.get("timestamp"), default=received_at)
+    replaced = None
+    if timestamp > received_at + MAX_CLOCK_AHEAD_SECONDS:
+        # A wrong observatory clock would pin the message at the end of every view for the
+        # whole retention; refusing it would lose it (scripts ignore the answer).
+        replaced, timestamp = timestamp, _validate_timestamp(None, default=received_at)
     return Message(
         site=validate_site(fields.get("site")),
         message=_validate_text(fields.get("log_message")),
         log_level=_validate_level(fields.get("log_level")),
-        timestamp=_validate_timestamp(fields.get("timestamp"), default=received_at),
+        timestamp=timestamp,
         message_id=message_id or new_message_id(),
+        replaced_timestamp=replaced,
     )
 
 

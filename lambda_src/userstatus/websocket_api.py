@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from userstatus.errors import InvalidInput
-from userstatus.logs import bind_request_id
+from userstatus.logs import bind_request_id, log_adjustments
 from userstatus.model import parse_json_object, validate_message, validate_site
 from userstatus.routes import WEBSOCKET_ACTIONS
 from userstatus.runtime import Runtime, runtime
@@ -68,6 +68,7 @@ def newlog(event: Event, connection_id: str, rt: Runtime) -> Answer:
     fields = parse_json_object(request_body(event))
     fields.pop("action", None)
     message = validate_message(fields, received_at=received_at)
+    log_adjustments(message)
     rt.messages.put(message, received_at=received_at)
     # No body: API Gateway (and ministack) would send it to the sender as a frame, which the
     # frontend renders as an empty log line. The sender gets the broadcast like everyone.

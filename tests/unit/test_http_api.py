@@ -125,6 +125,35 @@ def test_oversize_body_is_413(dynamodb: Any) -> None:
     assert stored_items(dynamodb) == []
 
 
+def test_a_timestamp_more_than_a_day_ahead_is_replaced_by_the_time_of_receipt(
+    dynamodb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an observatory whose clock is a year ahead (its scripts ignore the answer, so
+    # refusing would lose the message)
+    future = time.time() + 365 * 86400
+    before = time.time()
+    status, body = post({"site": "tst", "log_message": "clock ahead", "timestamp": future})
+    after = time.time()
+    # Then the message is stored at the time of receipt, and the answer says so
+    assert status == 200
+    assert before <= body["timestamp"] <= after
+    assert body["adjusted"] == {
+        "timestamp": "more than 24 hours ahead of receipt: stored at the time of receipt"
+    }
+    [entry] = recent(site="tst")
+    assert entry["timestamp"] == body["timestamp"]
+    # And the log keeps the value the observatory sent
+    [record] = [r for r in caplog.records if r.getMessage() == "future timestamp replaced"]
+    assert Decimal(str(record.__dict__["given_timestamp"])) == Decimal(repr(future))
+
+
+def test_a_timestamp_up_to_a_day_ahead_is_kept() -> None:
+    soon = int(time.time()) + 86400 - 60
+    status, body = post({"site": "tst", "log_message": "clock a bit ahead", "timestamp": soon})
+    assert (status, body["timestamp"]) == (200, soon)
+    assert "adjusted" not in body
+
+
 def test_two_messages_in_the_same_second_are_both_kept() -> None:
     for text in ("first", "second"):
         assert post({"site": "tst", "log_message": text, "timestamp": 1604514063})[0] == 200

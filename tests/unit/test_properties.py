@@ -32,7 +32,13 @@ from tests.events import with_body, with_query
 from tests.fakes.lambda_context import FakeLambdaContext
 from tests.fakes.management_api import FakeManagementApi
 from userstatus import broadcast, http_api, keys
-from userstatus.model import LEVELS, MAX_BODY_BYTES, MAX_MESSAGE_BYTES, MAX_TIMESTAMP
+from userstatus.model import (
+    FUTURE_TIMESTAMP_ADJUSTMENT,
+    LEVELS,
+    MAX_BODY_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_TIMESTAMP,
+)
 from userstatus.runtime import runtime
 
 pytestmark = pytest.mark.usefixtures("dynamodb")
@@ -254,6 +260,13 @@ def assert_round_trip(
     """The POST answer, recent-logs and the broadcast frame all carry what was posted."""
     [item] = dynamodb.scan(TableName=MESSAGES)["Items"]
     seconds = Decimal(item["timestamp"]["N"])
+    replaced = stored_seconds is not None and stored_seconds > received_between[0] + 86400
+    if replaced:
+        # A wrong clock (more than 24 h ahead): stored at the time of receipt, and said so.
+        assert answer.pop("adjusted") == {"timestamp": FUTURE_TIMESTAMP_ADJUSTMENT}
+        stored_seconds = None
+    else:
+        assert "adjusted" not in answer
     if stored_seconds is None:
         assert received_between[0] - 1e-6 <= seconds <= received_between[1] + 1e-6
     else:
