@@ -17,6 +17,7 @@ reach subscribers through the broadcaster, never through these answers.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +31,9 @@ from userstatus.runtime import Runtime, runtime
 from userstatus.web import Answer, answer_errors, json_text, request_body
 
 Event = Mapping[str, Any]
+logger = logging.getLogger("userstatus")
+# Waits before asking the connections index again when $disconnect finds no row.
+DISCONNECT_RETRY_WAITS = (0.1, 0.3, 0.6)
 
 
 def handler(event: Event, context: object) -> dict[str, Any]:
@@ -57,8 +61,21 @@ def connect(event: Event, connection_id: str, rt: Runtime) -> Answer:
 
 
 def disconnect(event: Event, connection_id: str, rt: Runtime) -> Answer:
-    """Forget a closed connection."""
-    rt.connections.remove_everywhere(connection_id)
+    """Forget a closed connection.
+
+    The row is found through the index by connection id, a global secondary index: its reads
+    are eventually consistent, so right after ``$connect`` it may not show the row yet
+    (docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html, "Reading data from
+    a global secondary index"). A miss is asked again a few times (about 1 s in all); a row
+    still not found expires by its TTL, and the next broadcast's 410 removes it sooner.
+    """
+    for wait in (*DISCONNECT_RETRY_WAITS, None):
+        if rt.connections.remove_everywhere(connection_id):
+            break
+        if wait is None:
+            logger.info("disconnect found no row", extra={"connection_id": connection_id})
+            break
+        time.sleep(wait)
     return 200, None, {}
 
 

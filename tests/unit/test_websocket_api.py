@@ -13,6 +13,7 @@ from tests.events import load_event, with_body, with_query
 from tests.fakes.lambda_context import FakeLambdaContext
 from userstatus import websocket_api
 from userstatus.routes import WEBSOCKET_ACTIONS, WEBSOCKET_ROUTES
+from userstatus.runtime import runtime
 
 pytestmark = pytest.mark.usefixtures("dynamodb")
 
@@ -59,8 +60,45 @@ def test_disconnect_forgets_the_connection(dynamodb: Any) -> None:
     assert connection_rows(dynamodb) == [("tst", "OtherConn=")]
 
 
-def test_disconnect_of_an_unknown_connection_is_harmless() -> None:
+def lagging_index(monkeypatch: pytest.MonkeyPatch, misses: int) -> list[dict[str, Any]]:
+    """Make the connections client's index queries find nothing ``misses`` times, as a global
+    secondary index (eventually consistent) does right after a write; the queries made."""
+    client = runtime().connections._client
+    real_query = client.query
+    queries: list[dict[str, Any]] = []
+
+    def query(**request: Any) -> Any:
+        if "IndexName" in request:
+            queries.append(request)
+            if len(queries) <= misses:
+                return {"Items": [], "Count": 0, "ScannedCount": 0}
+        return real_query(**request)
+
+    monkeypatch.setattr(client, "query", query)
+    return queries
+
+
+def test_disconnect_right_after_connect_finds_the_row_through_a_lagging_index(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a connection whose row the index does not show yet (connect, then disconnect at once)
+    call(load_event("ws_connect"))
+    queries = lagging_index(monkeypatch, misses=2)
+    monkeypatch.setattr(websocket_api.time, "sleep", lambda seconds: None)
+    # When $disconnect runs, it asks again (bounded) and removes the row
     assert call(load_event("ws_disconnect")) == (200, None)
+    assert connection_rows(dynamodb) == []
+    assert len(queries) == 3
+
+
+def test_disconnect_of_an_unknown_connection_is_harmless(monkeypatch: pytest.MonkeyPatch) -> None:
+    queries = lagging_index(monkeypatch, misses=0)
+    waits: list[float] = []
+    monkeypatch.setattr(websocket_api.time, "sleep", waits.append)
+    assert call(load_event("ws_disconnect")) == (200, None)
+    # It gave up after a bounded number of tries, waiting about a second in all.
+    assert len(queries) == 1 + len(waits)
+    assert 0.5 <= sum(waits) <= 2.0
 
 
 def test_newlog_frame_stores_like_post_and_answers_nothing(dynamodb: Any) -> None:
