@@ -121,13 +121,13 @@ def test_newlog_action_over_websocket_stores_and_broadcasts_with_no_answer(
 ) -> None:
     async def scenario() -> None:
         async with subscribe(target, site) as sender, subscribe(target, site) as listener:
-            frame = {"action": "newlog", "site": site, "log_message": "via ws", "timestamp": 1.8e9}
+            frame = {"action": "newlog", "site": site, "log_message": "via ws", "timestamp": 1.7e9}
             await sender.send(json.dumps(frame))
             expected = {
                 "site": site,
                 "message": "via ws",
                 "log_level": "info",
-                "timestamp": "1800000000",
+                "timestamp": "1700000000",
             }
             # The sender gets its message through the broadcast, like every subscriber, and no
             # other frame (the frontend would render one as an empty log line).
@@ -137,3 +137,25 @@ def test_newlog_action_over_websocket_stores_and_broadcasts_with_no_answer(
 
     asyncio.run(scenario())
     assert [e["message"] for e in recent_logs(target, site)] == ["via ws"]
+
+
+def test_a_timestamp_a_year_ahead_is_stored_at_receipt_and_said_so(
+    target: Target, site: str
+) -> None:
+    async def scenario() -> tuple[float, float, dict[str, object], dict[str, object]]:
+        async with subscribe(target, site) as subscriber:
+            before = time.time()
+            answer = await apost(
+                target, site=site, log_message="clock", timestamp=time.time() + 3.2e7
+            )
+            after = time.time()
+            return before, after, answer.json, await receive_json(subscriber)
+
+    before, after, stored, frame = asyncio.run(scenario())
+    assert stored["adjusted"] == {
+        "timestamp": "more than 24 hours ahead of receipt: stored at the time of receipt"
+    }
+    assert before - 1 <= float(str(stored["timestamp"])) <= after + 1
+    assert frame["timestamp"] == str(math.floor(float(str(stored["timestamp"]))))
+    [entry] = recent_logs(target, site)
+    assert entry["timestamp"] == stored["timestamp"]
