@@ -4,6 +4,10 @@
 # tools/package-lock.json.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
+# The set-up steps (.venv, Node and the CDK CLI, ministack's venv, Chromium) and the checks are
+# independent: `test` and `stack-local` run them side by side (a fresh set-up mostly waits on
+# downloads), with each step's output kept together.
+PARALLEL := $(MAKE) --no-print-directory --jobs=4 --output-sync=target
 
 PYTHON ?= python3
 VENV := .venv
@@ -54,7 +58,8 @@ dev: $(VENV_STAMP)
 	python -m userstatus_local
 
 ## test: set everything up, lint, type-check, then run every test.
-test: setup check browser
+test:
+	$(PARALLEL) setup check browser
 	python -m pytest
 
 check: lint typecheck
@@ -71,7 +76,8 @@ unit infra e2e client: setup
 
 ## stack-local: set everything up, deploy STAGE's synthesized stack into ministack on this
 ## machine (IAM enforced, TLS), print its URLs and a READY line, serve until Ctrl-C.
-stack-local: setup
+stack-local:
+	$(PARALLEL) setup
 	python -m userstatus_local.deployed --stage $(STAGE)
 
 ## synth: write cdk.out/ for STAGE (dev or prod) with the project-local CDK CLI.
