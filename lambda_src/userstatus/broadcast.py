@@ -25,15 +25,25 @@ from botocore.exceptions import ClientError
 
 from userstatus.errors import RelayError
 from userstatus.logs import bind_request_id
+from userstatus.management_api import FanoutResult
 from userstatus.model import Message, validate_site
 from userstatus.runtime import Runtime, runtime
-from userstatus.store import message_from_item
+from userstatus.store import Connection, message_from_item
 
 logger = logging.getLogger("userstatus.broadcast")
 
 # Stop posting this long before the function's timeout, to log and report the batch; records
 # not started by then are reported for retry, so a timeout never replays delivered records.
 TIME_RESERVE_SECONDS = 5.0
+# API Gateway answers 410 Gone to a post for a connection whose $connect has not completed
+# ("A message was posted to the WebSocket API before the connection was established",
+# repost.aws/knowledge-center/410-gone-api-gateway). The $connect handler writes the row before
+# API Gateway completes the handshake, so a broadcast in that window sees a 410 for a viewer
+# about to be connected. A 410 from a connection younger than this is not a goodbye: the row
+# is kept, and the post is tried again after the waits below (1.4 s in all, within the
+# invocation's time); only older connections answering 410 are forgotten.
+CONNECT_GRACE_SECONDS = 30
+GONE_RETRY_WAITS = (0.2, 0.4, 0.8)
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
@@ -47,9 +57,10 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         "delivered": 0,
         "gone": 0,
         "failed": 0,
+        "connecting": 0,
         "skipped": 0,
     }
-    connections_of_site: dict[str, list[str]] = {}
+    connections_of_site: dict[str, list[Connection]] = {}
     failed_from: int | None = None
 
     for index, record in enumerate(records):
@@ -70,11 +81,13 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         message, frame = parsed
         try:
             if message.site not in connections_of_site:
-                connections_of_site[message.site] = rt.connections.connection_ids(
+                connections_of_site[message.site] = rt.connections.connections(
                     message.site, now=time.time()
                 )
-            ids = connections_of_site[message.site]
-            result = rt.poster.post_to_all(ids, frame, deadline=deadline)
+            connections = connections_of_site[message.site]
+            result = rt.poster.post_to_all(
+                [c.connection_id for c in connections], frame, deadline=deadline
+            )
         except Exception:
             logger.exception(
                 "record failed; it and the records after it will be retried",
@@ -87,9 +100,24 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         totals["failed"] += len(result.failed)
         if result.gone:
             gone = set(result.gone)
-            connections_of_site[message.site] = [i for i in ids if i not in gone]
-            for connection_id in result.gone:
-                totals["gone"] += _forget(rt, message.site, connection_id)
+            now = time.time()
+            young = [
+                c
+                for c in connections
+                if c.connection_id in gone and c.connected_at > now - CONNECT_GRACE_SECONDS
+            ]
+            late = _retry_connecting(rt, [c.connection_id for c in young], frame, deadline)
+            totals["delivered"] += late.delivered
+            totals["failed"] += len(late.failed)
+            totals["connecting"] += len(young)
+            # Connections still gone leave this invocation's list; only old ones are deleted.
+            still_gone = (gone - {c.connection_id for c in young}) | set(late.gone)
+            connections_of_site[message.site] = [
+                c for c in connections if c.connection_id not in still_gone
+            ]
+            for connection in connections:
+                if connection.connection_id in still_gone and connection not in young:
+                    totals["gone"] += _forget(rt, message.site, connection, now=now)
 
     failures = [
         {"itemIdentifier": record.get("dynamodb", {}).get("SequenceNumber", "")}
@@ -123,13 +151,39 @@ def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:
     return message, frame
 
 
-def _forget(rt: Runtime, site: str, connection_id: str) -> int:
+def _retry_connecting(
+    rt: Runtime, connection_ids: list[str], frame: bytes, deadline: float | None
+) -> FanoutResult:
+    """Post again, after short waits, to connections younger than ``CONNECT_GRACE_SECONDS``
+    that answered 410: their ``$connect`` may still be completing. What became of them."""
+    result = FanoutResult()
+    pending = connection_ids
+    for wait in GONE_RETRY_WAITS:
+        if not pending or (deadline is not None and time.monotonic() + wait >= deadline):
+            break
+        time.sleep(wait)
+        attempt = rt.poster.post_to_all(pending, frame, deadline=deadline)
+        result.delivered += attempt.delivered
+        result.failed += attempt.failed
+        pending = attempt.gone
+    result.gone = pending
+    if connection_ids:
+        logger.info(
+            "posted again to connections still connecting",
+            extra={"connecting": len(connection_ids), "still_gone": len(pending)},
+        )
+    return result
+
+
+def _forget(rt: Runtime, site: str, connection: Connection, *, now: float) -> int:
     try:
-        rt.connections.remove(site, connection_id)
+        removed = rt.connections.remove_if_connected_before(
+            site, connection, cutoff=now - CONNECT_GRACE_SECONDS
+        )
     except (RelayError, ClientError):
         logger.warning(
             "could not forget a gone connection; its row expires by TTL",
-            extra={"site": site, "connection_id": connection_id},
+            extra={"site": site, "connection_id": connection.connection_id},
         )
         return 0
-    return 1
+    return int(removed)
