@@ -25,25 +25,15 @@ from botocore.exceptions import ClientError
 
 from userstatus.errors import RelayError
 from userstatus.logs import bind_request_id
-from userstatus.management_api import FanoutResult
 from userstatus.model import Message, validate_site
 from userstatus.runtime import Runtime, runtime
-from userstatus.store import Connection, message_from_item
+from userstatus.store import message_from_item
 
 logger = logging.getLogger("userstatus.broadcast")
 
 # Stop posting this long before the function's timeout, to log and report the batch; records
 # not started by then are reported for retry, so a timeout never replays delivered records.
 TIME_RESERVE_SECONDS = 5.0
-# API Gateway answers 410 Gone to a post for a connection whose $connect has not completed
-# ("A message was posted to the WebSocket API before the connection was established",
-# repost.aws/knowledge-center/410-gone-api-gateway). The $connect handler writes the row before
-# API Gateway completes the handshake, so a broadcast in that window sees a 410 for a viewer
-# about to be connected. A 410 from a connection younger than this is not a goodbye: the row
-# is kept, and the post is tried again after the waits below (1.4 s in all, within the
-# invocation's time); only older connections answering 410 are forgotten.
-CONNECT_GRACE_SECONDS = 30
-GONE_RETRY_WAITS = (0.2, 0.4, 0.8)
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
@@ -57,10 +47,9 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         "delivered": 0,
         "gone": 0,
         "failed": 0,
-        "connecting": 0,
         "skipped": 0,
     }
-    connections_of_site: dict[str, list[Connection]] = {}
+    connections_of_site: dict[str, list[str]] = {}
     failed_from: int | None = None
 
     for index, record in enumerate(records):
@@ -81,13 +70,11 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         message, frame = parsed
         try:
             if message.site not in connections_of_site:
-                connections_of_site[message.site] = rt.connections.connections(
+                connections_of_site[message.site] = rt.connections.connection_ids(
                     message.site, now=time.time()
                 )
-            connections = connections_of_site[message.site]
-            result = rt.poster.post_to_all(
-                [c.connection_id for c in connections], frame, deadline=deadline
-            )
+            ids = connections_of_site[message.site]
+            result = rt.poster.post_to_all(ids, frame, deadline=deadline)
         except Exception:
             logger.exception(
                 "record failed; it and the records after it will be retried",
@@ -100,24 +87,9 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         totals["failed"] += len(result.failed)
         if result.gone:
             gone = set(result.gone)
-            now = time.time()
-            young = [
-                c
-                for c in connections
-                if c.connection_id in gone and c.connected_at > now - CONNECT_GRACE_SECONDS
-            ]
-            late = _retry_connecting(rt, [c.connection_id for c in young], frame, deadline)
-            totals["delivered"] += late.delivered
-            totals["failed"] += len(late.failed)
-            totals["connecting"] += len(young)
-            # Connections still gone leave this invocation's list; only old ones are deleted.
-            still_gone = (gone - {c.connection_id for c in young}) | set(late.gone)
-            connections_of_site[message.site] = [
-                c for c in connections if c.connection_id not in still_gone
-            ]
-            for connection in connections:
-                if connection.connection_id in still_gone and connection not in young:
-                    totals["gone"] += _forget(rt, message.site, connection, now=now)
+            connections_of_site[message.site] = [i for i in ids if i not in gone]
+            for connection_id in result.gone:
+                totals["gone"] += _forget(rt, message.site, connection_id)
 
     failures = [
         {"itemIdentifier": record.get("dynamodb", {}).get("SequenceNumber", "")}
@@ -151,39 +123,13 @@ def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:
     return message, frame
 
 
-def _retry_connecting(
-    rt: Runtime, connection_ids: list[str], frame: bytes, deadline: float | None
-) -> FanoutResult:
-    """Post again, after short waits, to connections younger than ``CONNECT_GRACE_SECONDS``
-    that answered 410: their ``$connect`` may still be completing. What became of them."""
-    result = FanoutResult()
-    pending = connection_ids
-    for wait in GONE_RETRY_WAITS:
-        if not pending or (deadline is not None and time.monotonic() + wait >= deadline):
-            break
-        time.sleep(wait)
-        attempt = rt.poster.post_to_all(pending, frame, deadline=deadline)
-        result.delivered += attempt.delivered
-        result.failed += attempt.failed
-        pending = attempt.gone
-    result.gone = pending
-    if connection_ids:
-        logger.info(
-            "posted again to connections still connecting",
-            extra={"connecting": len(connection_ids), "still_gone": len(pending)},
-        )
-    return result
-
-
-def _forget(rt: Runtime, site: str, connection: Connection, *, now: float) -> int:
+def _forget(rt: Runtime, site: str, connection_id: str) -> int:
     try:
-        removed = rt.connections.remove_if_connected_before(
-            site, connection, cutoff=now - CONNECT_GRACE_SECONDS
-        )
+        rt.connections.remove(site, connection_id)
     except (RelayError, ClientError):
         logger.warning(
             "could not forget a gone connection; its row expires by TTL",
-            extra={"site": site, "connection_id": connection.connection_id},
+            extra={"site": site, "connection_id": connection_id},
         )
         return 0
-    return int(removed)
+    return 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -128,17 +127,6 @@ class MessageStore:
         return found
 
 
-CONNECTED_AT = "connected_at"
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A live connection of a site as its row gives it."""
-
-    connection_id: str
-    connected_at: int
-
-
 class ConnectionStore:
     """The connections table: one partition per site, an index on the connection id."""
 
@@ -154,7 +142,7 @@ class ConnectionStore:
                 Item={
                     keys.CONNECTIONS.partition_key.name: {"S": site},
                     keys.CONNECTIONS.sort_key.name: {"S": connection_id},
-                    CONNECTED_AT: {"N": str(int(now))},
+                    "connected_at": {"N": str(int(now))},
                     keys.CONNECTIONS.ttl_attribute: {"N": str(int(now) + CONNECTION_TTL_SECONDS)},
                 },
             )
@@ -185,46 +173,17 @@ class ConnectionStore:
             self.remove(item[keys.CONNECTIONS.partition_key.name]["S"], connection_id)
         return len(items)
 
-    def connections(self, site: str, *, now: float) -> list[Connection]:
-        """Live connections of a site, every page read (expired rows left out)."""
+    def connection_ids(self, site: str, *, now: float) -> list[str]:
+        """Live connection ids of a site, every page read (expired rows left out)."""
         request = self._site_query(site, now)
-        request["ProjectionExpression"] = "#id, #at"
+        request["ProjectionExpression"] = "#id"
         request["ExpressionAttributeNames"]["#id"] = keys.CONNECTIONS.sort_key.name
-        request["ExpressionAttributeNames"]["#at"] = CONNECTED_AT
         id_name = keys.CONNECTIONS.sort_key.name
         return [
-            Connection(item[id_name]["S"], int(item.get(CONNECTED_AT, {}).get("N", "0")))
+            item[id_name]["S"]
             for page in query_pages(self._client, request)
             for item in page["Items"]
         ]
-
-    def remove_if_connected_before(
-        self, site: str, connection: Connection, *, cutoff: float
-    ) -> bool:
-        """Forget a connection answered 410, only if its row is still the one read, and older
-        than ``cutoff``; whether it was removed. A row written since (a new ``$connect``) or a
-        connection too young to be postable yet (its handshake may still be completing) stays.
-        """
-        try:
-            with store_errors():
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key={
-                        keys.CONNECTIONS.partition_key.name: {"S": site},
-                        keys.CONNECTIONS.sort_key.name: {"S": connection.connection_id},
-                    },
-                    ConditionExpression="#at = :seen AND #at <= :cutoff",
-                    ExpressionAttributeNames={"#at": CONNECTED_AT},
-                    ExpressionAttributeValues={
-                        ":seen": {"N": str(connection.connected_at)},
-                        ":cutoff": {"N": str(int(cutoff))},
-                    },
-                )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
 
     def count(self, site: str, *, now: float) -> int:
         """Number of live connections of a site."""

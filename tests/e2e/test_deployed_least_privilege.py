@@ -204,7 +204,7 @@ def exercise_every_flow(target: Target, site: str) -> None:
         Item={
             "site": {"S": site},
             "connection_id": {"S": stale_id},
-            "connected_at": {"N": str(now - 3600)},
+            "connected_at": {"N": str(now)},
             "expires_at": {"N": str(now + 3600)},
         },
     )

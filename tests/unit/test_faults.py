@@ -91,9 +91,8 @@ def connection_rows(dynamodb: Any) -> list[tuple[str, str]]:
 
 
 def connect(site: str, *connection_ids: str) -> None:
-    """Viewers connected an hour ago (a 410 from them means they are gone)."""
     for connection_id in connection_ids:
-        runtime().connections.add(site, connection_id, now=time.time() - 3600)
+        runtime().connections.add(site, connection_id, now=time.time())
 
 
 def record(site: str, text: str, seq: int) -> dict[str, Any]:
