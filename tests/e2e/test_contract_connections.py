@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from tests.e2e.targets import Target
 from tests.e2e.wire import (
     TIMEOUT,
+    add_stale_connection,
     apost,
     await_until,
     connection_ids,
@@ -36,16 +36,7 @@ def test_disconnect_removes_the_connection(target: Target, site: str) -> None:
 def test_stale_connection_is_forgotten_on_410(target: Target, site: str) -> None:
     # Given a connection row whose client is long gone (its $disconnect never ran)
     stale_id = "StaleConnId0000="
-    now = int(time.time())
-    target.dynamodb().put_item(
-        TableName=target.connections_table,
-        Item={
-            "site": {"S": site},
-            "connection_id": {"S": stale_id},
-            "connected_at": {"N": str(now)},
-            "expires_at": {"N": str(now + 3600)},
-        },
-    )
+    add_stale_connection(target, site, stale_id)
 
     async def scenario() -> None:
         async with subscribe(target, site) as live:

@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.targets import Target
 from tests.e2e.wire import (
+    add_stale_connection,
     await_until,
     connection_ids,
     http,
@@ -198,16 +199,7 @@ def exercise_every_flow(target: Target, site: str) -> None:
     """Each thing the stack does once: connect, post both ways, broadcast (and drop a stale
     connection on 410), read history and the connection count, disconnect."""
     stale_id = "StaleLeastPriv0="
-    now = int(time.time())
-    target.dynamodb().put_item(
-        TableName=target.connections_table,
-        Item={
-            "site": {"S": site},
-            "connection_id": {"S": stale_id},
-            "connected_at": {"N": str(now)},
-            "expires_at": {"N": str(now + 3600)},
-        },
-    )
+    add_stale_connection(target, site, stale_id)
 
     async def scenario() -> None:
         async with subscribe(target, site) as connection:

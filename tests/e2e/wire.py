@@ -154,3 +154,17 @@ def manage(
     """One SigV4-signed call of the management API on a connection."""
     url = target.management_url(connection_id)
     return http(target, method, url, body, target.signed_headers(method, url, body))
+
+
+def add_stale_connection(target: Target, site: str, connection_id: str) -> None:
+    """A connection row whose client is long gone (its $disconnect never ran)."""
+    now = int(time.time())
+    target.dynamodb().put_item(
+        TableName=target.connections_table,
+        Item={
+            "site": {"S": site},
+            "connection_id": {"S": connection_id},
+            "connected_at": {"N": str(now)},
+            "expires_at": {"N": str(now + 3600)},
+        },
+    )
