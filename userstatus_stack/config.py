@@ -6,12 +6,15 @@ constructs never read CDK context or environment variables themselves.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
+
+from userstatus.deadline import ATTEMPT_NEEDS_SECONDS
 
 PostAuth = Literal["none", "iam"]
 POST_AUTH_CHOICES: tuple[PostAuth, ...] = ("none", "iam")
@@ -112,7 +115,14 @@ class StageConfig:
         _check_range("throttle_burst_limit", self.throttle_burst_limit, 1, 5_000)
         _check_range("api_memory_mb", self.api_memory_mb, 128, 10_240)
         _check_range("broadcast_memory_mb", self.broadcast_memory_mb, 128, 10_240)
-        _check_range("api_timeout_seconds", self.api_timeout_seconds, 1, 29)
+        # Up to API Gateway's 29 s integration timeout; at least the time a DynamoDB attempt
+        # needs to fail and still answer 503 (userstatus.deadline), or no call is ever made.
+        _check_range(
+            "api_timeout_seconds",
+            self.api_timeout_seconds,
+            math.ceil(ATTEMPT_NEEDS_SECONDS),
+            29,
+        )
         _check_range("broadcast_timeout_seconds", self.broadcast_timeout_seconds, 1, 900)
         _check_range("broadcast_concurrency", self.broadcast_concurrency, 1, 512)
         _check_range("broadcast_batch_size", self.broadcast_batch_size, 1, 10_000)

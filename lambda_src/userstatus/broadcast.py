@@ -23,19 +23,39 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from userstatus import deadline
 from userstatus.errors import RelayError
 from userstatus.logs import bind_request_id
+from userstatus.management_api import FanoutResult
 from userstatus.model import Message, validate_site
 from userstatus.runtime import Runtime, runtime
-from userstatus.store import message_from_item
+from userstatus.store import Connection, message_from_item
 
 logger = logging.getLogger("userstatus.broadcast")
 
 # Stop posting this long before the function's timeout, to log and report the batch; records
 # not started by then are reported for retry, so a timeout never replays delivered records.
 TIME_RESERVE_SECONDS = 5.0
+# API Gateway answers 410 Gone to a post for a connection whose $connect has not completed
+# ("A message was posted to the WebSocket API before the connection was established",
+# repost.aws/knowledge-center/410-gone-api-gateway). The $connect handler writes the row before
+# API Gateway completes the handshake, so a broadcast in that window sees a 410 for a viewer
+# about to be connected. A $connect lasts at most API Gateway's 29 s integration timeout
+# (docs.aws.amazon.com/apigateway/latest/developerguide/limits.html), and ``connected_at`` is
+# in whole seconds: a 410 from a connection younger than 30 s is not a goodbye. Its row is kept,
+# and the post is tried again after the waits below (0.5 s in all, within the invocation's
+# time); only older connections answering 410 are forgotten.
+CONNECT_GRACE_SECONDS = 30
+GONE_RETRY_WAITS = (0.05, 0.15, 0.3)
+LOGGED_SITES = 10
+# Young connections still answering 410 after the waits, with when they were given up on. The
+# next invocations of this container post to them once and wait no more for them (a client that
+# vanished seconds after connecting would otherwise cost every broadcast the waits, until its
+# $disconnect or TTL removes the row). Pruned once they are older than the grace.
+_gave_up_on: dict[str, float] = {}
 
 
+@deadline.within_time
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Broadcast a batch of stream records; report the records to retry."""
     bind_request_id(context)
@@ -47,16 +67,17 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         "delivered": 0,
         "gone": 0,
         "failed": 0,
+        "connecting": 0,
         "skipped": 0,
     }
-    connections_of_site: dict[str, list[str]] = {}
+    connections_of_site: dict[str, list[Connection]] = {}
     failed_from: int | None = None
 
     for index, record in enumerate(records):
         if record.get("eventName") != "INSERT":
             continue
-        deadline = _deadline(context)
-        if deadline is not None and deadline <= time.monotonic():
+        stop_at = _stop_posting_at()
+        if stop_at is not None and stop_at <= time.monotonic():
             logger.warning(
                 "out of time; this record and the ones after it will be retried",
                 extra={"index": index},
@@ -70,11 +91,13 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         message, frame = parsed
         try:
             if message.site not in connections_of_site:
-                connections_of_site[message.site] = rt.connections.connection_ids(
+                connections_of_site[message.site] = rt.connections.connections(
                     message.site, now=time.time()
                 )
-            ids = connections_of_site[message.site]
-            result = rt.poster.post_to_all(ids, frame, deadline=deadline)
+            connections = connections_of_site[message.site]
+            result = rt.poster.post_to_all(
+                [c.connection_id for c in connections], frame, deadline=stop_at
+            )
         except Exception:
             logger.exception(
                 "record failed; it and the records after it will be retried",
@@ -87,25 +110,49 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         totals["failed"] += len(result.failed)
         if result.gone:
             gone = set(result.gone)
-            connections_of_site[message.site] = [i for i in ids if i not in gone]
-            for connection_id in result.gone:
-                totals["gone"] += _forget(rt, message.site, connection_id)
+            now = time.time()
+            young = [
+                c.connection_id
+                for c in connections
+                if c.connection_id in gone and c.connected_at > now - CONNECT_GRACE_SECONDS
+            ]
+            late = _retry_connecting(rt, young, frame, stop_at, now=now)
+            totals["delivered"] += late.delivered
+            totals["failed"] += len(late.failed)
+            totals["connecting"] += len(young)
+            # Connections still gone leave this invocation's list; only old ones are deleted.
+            still_gone = (gone - set(young)) | set(late.gone)
+            connections_of_site[message.site] = [
+                c for c in connections if c.connection_id not in still_gone
+            ]
+            for connection in connections:
+                if connection.connection_id in gone and connection.connection_id not in young:
+                    totals["gone"] += _forget(rt, message.site, connection, now=now)
 
     failures = [
         {"itemIdentifier": record.get("dynamodb", {}).get("SequenceNumber", "")}
         for record in (records[failed_from:] if failed_from is not None else [])
     ]
-    logger.info("batch done", extra={**totals, "retried": len(failures)})
+    sites = sorted(connections_of_site)
+    logger.info(
+        "batch done",
+        extra={
+            **totals,
+            "retried": len(failures),
+            # The sites broadcast to (the first few), to find a site's batches in the logs.
+            "sites": sites[:LOGGED_SITES],
+        },
+    )
     return {"batchItemFailures": failures}
 
 
-def _deadline(context: object) -> float | None:
+def _stop_posting_at() -> float | None:
     """When this invocation must stop posting (``time.monotonic()``), keeping a reserve to
     report the batch; None when the context does not tell the remaining time."""
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
+    left = deadline.seconds_left()
+    if left is None:
         return None
-    return time.monotonic() + float(remaining()) / 1000 - TIME_RESERVE_SECONDS
+    return time.monotonic() + left - TIME_RESERVE_SECONDS
 
 
 def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:
@@ -123,13 +170,47 @@ def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:
     return message, frame
 
 
-def _forget(rt: Runtime, site: str, connection_id: str) -> int:
+def _retry_connecting(
+    rt: Runtime, connection_ids: list[str], frame: bytes, deadline: float | None, *, now: float
+) -> FanoutResult:
+    """Post again, after short waits, to connections younger than ``CONNECT_GRACE_SECONDS``
+    that answered 410: their ``$connect`` may still be completing. What became of them.
+    Connections this container already gave up on are not waited for again."""
+    for connection_id, since in list(_gave_up_on.items()):
+        if since <= now - CONNECT_GRACE_SECONDS:
+            del _gave_up_on[connection_id]
+    result = FanoutResult()
+    result.gone = [i for i in connection_ids if i in _gave_up_on]
+    pending = [i for i in connection_ids if i not in _gave_up_on]
+    waiting = len(pending)
+    for wait in GONE_RETRY_WAITS:
+        if not pending or (deadline is not None and time.monotonic() + wait >= deadline):
+            break
+        time.sleep(wait)
+        attempt = rt.poster.post_to_all(pending, frame, deadline=deadline)
+        result.delivered += attempt.delivered
+        result.failed += attempt.failed
+        pending = attempt.gone
+    for connection_id in pending:
+        _gave_up_on[connection_id] = now
+    result.gone += pending
+    if waiting:
+        logger.info(
+            "posted again to connections still connecting",
+            extra={"connecting": waiting, "still_gone": len(pending)},
+        )
+    return result
+
+
+def _forget(rt: Runtime, site: str, connection: Connection, *, now: float) -> int:
     try:
-        rt.connections.remove(site, connection_id)
+        removed = rt.connections.remove_if_connected_before(
+            site, connection, cutoff=now - CONNECT_GRACE_SECONDS
+        )
     except (RelayError, ClientError):
         logger.warning(
             "could not forget a gone connection; its row expires by TTL",
-            extra={"site": site, "connection_id": connection_id},
+            extra={"site": site, "connection_id": connection.connection_id},
         )
         return 0
-    return 1
+    return int(removed)

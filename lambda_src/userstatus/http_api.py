@@ -7,7 +7,8 @@ Routes (see ``userstatus.routes``):
 * ``GET /recent-logs?site=S[&after_time=T][&limit=N]``: messages of S stamped after T (default
   24 hours ago), oldest first; with ``limit`` (1-1000) only the newest N. If the whole answer
   would pass Lambda's 6 MB response limit, the oldest entries are left out and the header
-  ``X-Userstatus-Truncated: true`` says so.
+  ``X-Userstatus-Truncated: true`` says so. Read newest first, a page at a time, so only about
+  what is answered is read.
 * ``GET /onlineusers?site=S``: ``{"site": S, "connections": N}``.
 
 Every answer carries CORS headers; errors are ``{"error": "...", "field": "..."}`` (see
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from userstatus import deadline
 from userstatus.cors import TRUNCATED_HEADER, cors_headers
 from userstatus.errors import InvalidInput, RouteNotFound
 from userstatus.logs import bind_request_id, log_adjustments
@@ -31,13 +34,22 @@ from userstatus.web import Answer, RawJson, answer_errors, json_text, request_bo
 
 DEFAULT_WINDOW_SECONDS = 24 * 3600
 MAX_LIMIT = 1000
-# Lambda answers at most 6 MB; keep the JSON body well under it.
-MAX_RESPONSE_BYTES = 5_500_000
+# Lambda refuses a synchronous invocation response over 6 MB, 6,291,456 bytes ("Invocation
+# payload (request and response)", docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html),
+# and API Gateway then answers 500. That is the serialized response, where the body is a JSON
+# string: each quote and backslash of the body escaped, each control character six bytes, and
+# each non-ASCII character six (or twelve) where the runtime serializes with ensure_ascii (the
+# runtime interface client's choice varies by Python version), so the body is measured that way,
+# the larger of the two. The margin covers the status and headers (well under 1 KB).
+LAMBDA_RESPONSE_LIMIT_BYTES = 6_291_456
+RESPONSE_MARGIN_BYTES = 16 * 1024
+MAX_ESCAPED_BODY_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES - RESPONSE_MARGIN_BYTES
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 Event = Mapping[str, Any]
 
 
+@deadline.within_time
 def handler(event: Event, context: object) -> dict[str, Any]:
     """Serve one HTTP API request."""
     request_id = bind_request_id(context)
@@ -77,12 +89,9 @@ def get_recent_logs(event: Event, rt: Runtime) -> Answer:
     site = validate_site(query.get("site"))
     after_time = _after_time(query.get("after_time"))
     limit = _limit(query.get("limit"))
-    entries = rt.messages.entries_after(site, after_time, limit)
-    body = json_text(entries)
-    if _utf8_length(body) <= MAX_RESPONSE_BYTES:
-        return 200, RawJson(body), {}
-    trimmed, kept = json_array_of_newest([json_text(e) for e in entries], MAX_RESPONSE_BYTES)
-    return 200, trimmed, {TRUNCATED_HEADER: "true"} if kept < len(entries) else {}
+    pages = rt.messages.pages_newest_first(site, after_time, limit)
+    body, truncated = json_array_of_newest(pages, MAX_ESCAPED_BODY_BYTES)
+    return 200, body, {TRUNCATED_HEADER: "true"} if truncated else {}
 
 
 def get_online_users(event: Event, rt: Runtime) -> Answer:
@@ -98,20 +107,40 @@ ROUTES: dict[str, Callable[[Event, Runtime], Answer]] = {
 }
 
 
-def json_array_of_newest(entries: list[str], budget: int) -> tuple[RawJson, int]:
-    """A JSON array of the newest serialized entries that fit ``budget`` bytes; and their count."""
-    size = 2
-    first = 0
-    for index in range(len(entries) - 1, -1, -1):
-        size += _utf8_length(entries[index]) + 1
-        if size > budget:
-            first = index + 1
-            break
-    return RawJson("[" + ",".join(entries[first:]) + "]"), len(entries) - first
+def json_array_of_newest(
+    pages_newest_first: Iterable[list[dict[str, Any]]], budget: int
+) -> tuple[RawJson, bool]:
+    """A JSON array, oldest first, of the newest entries whose body fits ``budget`` bytes once
+    escaped as a JSON string; and whether older entries were left out for it. Stops taking
+    pages (so stops reading) as soon as one does not fit."""
+    runs: list[str] = []  # entries of one page, oldest first, newest page first
+    used = 2  # the brackets
+    for page in pages_newest_first:
+        if not page:
+            continue
+        run = json_text(page[::-1])[1:-1]
+        size = escaped_length(run) + (1 if runs else 0)
+        if used + size <= budget:
+            runs.append(run)
+            used += size
+            continue
+        kept: list[str] = []
+        for entry in page:
+            text = json_text(entry)
+            size = escaped_length(text) + (1 if runs or kept else 0)
+            if used + size > budget:
+                break
+            kept.append(text)
+            used += size
+        if kept:
+            runs.append(",".join(reversed(kept)))
+        return RawJson("[" + ",".join(reversed(runs)) + "]"), True
+    return RawJson("[" + ",".join(reversed(runs)) + "]"), False
 
 
-def _utf8_length(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode())
+def escaped_length(text: str) -> int:
+    """Bytes of ``text`` inside a JSON string serialized with ensure_ascii (the larger form)."""
+    return len(encode_basestring_ascii(text)) - 2
 
 
 def _after_time(raw: str | None) -> Decimal:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from userstatus import deadline
 from userstatus.config import ConfigError, Settings
 from userstatus.logs import configure_logging
 from userstatus.store import ConnectionStore, MessageStore
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
     from userstatus.management_api import ConnectionPoster
 
 _DYNAMODB_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": deadline.TOTAL_MAX_ATTEMPTS},
+    connect_timeout=deadline.CONNECT_TIMEOUT_SECONDS,
+    read_timeout=deadline.READ_TIMEOUT_SECONDS,
 )
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", re.I)
 
@@ -70,6 +71,8 @@ def runtime() -> Runtime:
     settings = Settings.from_environ()
     session = boto3.session.Session()
     dynamodb = session.client("dynamodb", config=_DYNAMODB_CONFIG)
+    # Before each attempt (retries too): refuse one the invocation has no time to see fail.
+    dynamodb.meta.events.register("before-send.dynamodb", deadline.check_attempt)
     return Runtime(
         settings=settings,
         session=session,

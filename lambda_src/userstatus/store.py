@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from userstatus import keys
 from userstatus.config import CONNECTION_TTL_SECONDS
+from userstatus.deadline import OutOfTime
 from userstatus.errors import StoreUnavailable
 from userstatus.model import Message, number_from_text, sort_key_after
 
@@ -33,7 +35,8 @@ _UNAVAILABLE_CODES = frozenset(
 
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
-    """Turn DynamoDB throttling, 5xx and connection failures into StoreUnavailable."""
+    """Turn DynamoDB throttling, 5xx, connection failures and an attempt refused for lack of
+    time (``userstatus.deadline``) into StoreUnavailable."""
     try:
         yield
     except ClientError as error:
@@ -42,7 +45,7 @@ def store_errors() -> Iterator[None]:
         if code in _UNAVAILABLE_CODES or status >= 500:
             raise StoreUnavailable() from error
         raise
-    except (ConnectionError, HTTPClientError) as error:
+    except (ConnectionError, HTTPClientError, OutOfTime) as error:
         raise StoreUnavailable() from error
 
 
@@ -83,12 +86,13 @@ class MessageStore:
             keys.MESSAGES.ttl_attribute: {"N": str(int(received_at) + self._retention)},
         }
 
-    def entries_after(
+    def pages_newest_first(
         self, site: str, after_time: Decimal, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Recent-logs entries of ``site`` stamped after ``after_time``, oldest first.
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Recent-logs entries of ``site`` stamped after ``after_time``, newest first, one
+        query page (at most 1 MB read, DynamoDB's page size) at a time; with ``limit``, at most
+        that many. Pages are read as they are asked for: stop iterating to stop reading.
 
-        Every page is read. With ``limit``, only the newest ``limit`` (still oldest first).
         Entries are built straight from the items (this is the hot loop of recent-logs): the
         wire shape of ``Message.to_wire``.
         """
@@ -103,14 +107,14 @@ class MessageStore:
                 ":site": {"S": site},
                 ":after": {"S": sort_key_after(after_time)},
             },
-            "ScanIndexForward": limit is None,
+            "ScanIndexForward": False,
         }
         if limit is not None:
             request["Limit"] = limit
         site_name = keys.MESSAGES.partition_key.name
-        found: list[dict[str, Any]] = []
+        remaining = limit
         for page in query_pages(self._client, request):
-            found.extend(
+            entries = [
                 {
                     "site": item[site_name]["S"],
                     "message": item["message"]["S"],
@@ -118,13 +122,24 @@ class MessageStore:
                     "timestamp": number_from_text(item["timestamp"]["N"]),
                 }
                 for item in page["Items"]
-            )
-            if limit is not None and len(found) >= limit:
-                del found[limit:]
-                break
-        if limit is not None:
-            found.reverse()
-        return found
+            ]
+            if remaining is not None:
+                del entries[remaining:]
+                remaining -= len(entries)
+            yield entries
+            if remaining == 0:
+                return
+
+
+CONNECTED_AT = "connected_at"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A live connection of a site as its row gives it."""
+
+    connection_id: str
+    connected_at: int
 
 
 class ConnectionStore:
@@ -142,7 +157,7 @@ class ConnectionStore:
                 Item={
                     keys.CONNECTIONS.partition_key.name: {"S": site},
                     keys.CONNECTIONS.sort_key.name: {"S": connection_id},
-                    "connected_at": {"N": str(int(now))},
+                    CONNECTED_AT: {"N": str(int(now))},
                     keys.CONNECTIONS.ttl_attribute: {"N": str(int(now) + CONNECTION_TTL_SECONDS)},
                 },
             )
@@ -173,17 +188,46 @@ class ConnectionStore:
             self.remove(item[keys.CONNECTIONS.partition_key.name]["S"], connection_id)
         return len(items)
 
-    def connection_ids(self, site: str, *, now: float) -> list[str]:
-        """Live connection ids of a site, every page read (expired rows left out)."""
+    def connections(self, site: str, *, now: float) -> list[Connection]:
+        """Live connections of a site, every page read (expired rows left out)."""
         request = self._site_query(site, now)
-        request["ProjectionExpression"] = "#id"
+        request["ProjectionExpression"] = "#id, #at"
         request["ExpressionAttributeNames"]["#id"] = keys.CONNECTIONS.sort_key.name
+        request["ExpressionAttributeNames"]["#at"] = CONNECTED_AT
         id_name = keys.CONNECTIONS.sort_key.name
         return [
-            item[id_name]["S"]
+            Connection(item[id_name]["S"], int(item.get(CONNECTED_AT, {}).get("N", "0")))
             for page in query_pages(self._client, request)
             for item in page["Items"]
         ]
+
+    def remove_if_connected_before(
+        self, site: str, connection: Connection, *, cutoff: float
+    ) -> bool:
+        """Forget a connection answered 410, only if its row is still the one read, and older
+        than ``cutoff``; whether it was removed. A row written since (a new ``$connect``) or a
+        connection too young to be postable yet (its handshake may still be completing) stays.
+        """
+        try:
+            with store_errors():
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key={
+                        keys.CONNECTIONS.partition_key.name: {"S": site},
+                        keys.CONNECTIONS.sort_key.name: {"S": connection.connection_id},
+                    },
+                    ConditionExpression="#at = :seen AND #at <= :cutoff",
+                    ExpressionAttributeNames={"#at": CONNECTED_AT},
+                    ExpressionAttributeValues={
+                        ":seen": {"N": str(connection.connected_at)},
+                        ":cutoff": {"N": str(int(cutoff))},
+                    },
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def count(self, site: str, *, now: float) -> int:
         """Number of live connections of a site."""

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from userstatus import deadline
 from userstatus.errors import InvalidInput
 from userstatus.logs import bind_request_id, log_adjustments
 from userstatus.model import parse_json_object, validate_message, validate_site
@@ -36,6 +37,7 @@ logger = logging.getLogger("userstatus")
 DISCONNECT_RETRY_WAITS = (0.1, 0.3, 0.6)
 
 
+@deadline.within_time
 def handler(event: Event, context: object) -> dict[str, Any]:
     """Serve one WebSocket event."""
     request_id = bind_request_id(context)

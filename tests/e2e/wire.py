@@ -164,7 +164,7 @@ def add_stale_connection(target: Target, site: str, connection_id: str) -> None:
         Item={
             "site": {"S": site},
             "connection_id": {"S": connection_id},
-            "connected_at": {"N": str(now)},
+            "connected_at": {"N": str(now - 3600)},
             "expires_at": {"N": str(now + 3600)},
         },
     )

@@ -70,6 +70,7 @@ def test_domain_mapping_keys_match_the_existing_urls() -> None:
         {"broadcast_batching_window_seconds": 301},
         {"broadcast_max_record_age_seconds": 10},
         {"api_timeout_seconds": 30},
+        {"api_timeout_seconds": 5},
         {"stage": "Prod!"},
         {"alarm_topic_arn": "ops-topic"},
     ],

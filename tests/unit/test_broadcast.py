@@ -25,9 +25,16 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(management_api, "BACKOFF_SECONDS", 0.001)
 
 
-def connect(site: str, *connection_ids: str) -> None:
+@pytest.fixture(autouse=True)
+def new_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is a fresh container: no connection given up on yet."""
+    monkeypatch.setattr(broadcast, "_gave_up_on", {})
+
+
+def connect(site: str, *connection_ids: str, ago: float = 3600) -> None:
+    """Viewers connected ``ago`` seconds ago (an hour: established, a 410 means gone)."""
     for connection_id in connection_ids:
-        runtime().connections.add(site, connection_id, now=time.time())
+        runtime().connections.add(site, connection_id, now=time.time() - ago)
 
 
 def record(site: str, text: str, seq: int, *, event_name: str = "INSERT") -> dict[str, Any]:
@@ -112,14 +119,14 @@ def test_failed_record_and_those_after_it_are_retried_earlier_ones_are_not(
     # Given the connections query fails for site "bad" only
     connect("tst", "a=")
     connections = runtime().connections
-    real_query = connections.connection_ids
+    real_query = connections.connections
 
-    def flaky(site: str, *, now: float) -> list[str]:
+    def flaky(site: str, *, now: float) -> list[Any]:
         if site == "bad":
             raise StoreUnavailable()
         return real_query(site, now=now)
 
-    monkeypatch.setattr(connections, "connection_ids", flaky)
+    monkeypatch.setattr(connections, "connections", flaky)
     # When a batch has a good record, the failing one, then another good one
     failures = run(record("tst", "before", 1), record("bad", "x", 2), record("tst", "after", 3))
     # Then the failing record and everything after it are reported, and "after" is not sent yet
@@ -197,3 +204,106 @@ def test_a_malformed_answer_fails_one_connection_not_the_fan_out(
     monkeypatch.setattr(poster, "_post", garbled)
     result = poster.post_to_all(["bad=", "good="], b"{}")
     assert (result.delivered, result.failed) == (1, ["bad="])
+
+
+def connection_ids_stored(dynamodb: Any, site: str) -> list[str]:
+    items = dynamodb.scan(TableName="connections-test")["Items"]
+    return sorted(i["connection_id"]["S"] for i in items if i["site"]["S"] == site)
+
+
+def test_a_viewer_whose_connect_is_still_completing_gets_the_message_and_is_kept(
+    dynamodb: Any, management_api: FakeManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a viewer whose $connect wrote its row, but whom API Gateway does not yet let anyone
+    # post to (it answers 410 until the handshake completes)
+    monkeypatch.setattr(broadcast, "GONE_RETRY_WAITS", (0.01, 0.01, 0.01))
+    connect("tst", "new=", ago=0)
+    connect("tst", "old=")
+    management_api.statuses["new="] = [410, 410, 200]
+    # When a message is broadcast in that window
+    assert run(record("tst", "just in time", 1)) == []
+    # Then the viewer still gets it, after short waits (two posts refused 410, the third
+    # delivered), and its row is kept
+    assert [f["message"] for f in frames(management_api, "new=")] == ["just in time"] * 3
+    assert management_api.statuses["new="] == [200]
+    assert [f["message"] for f in frames(management_api, "old=")] == ["just in time"]
+    assert connection_ids_stored(dynamodb, "tst") == ["new=", "old="]
+
+
+def test_a_young_connection_that_stays_gone_is_not_deleted(
+    dynamodb: Any, management_api: FakeManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broadcast, "GONE_RETRY_WAITS", (0.01, 0.01))
+    connect("tst", "young=", ago=1)
+    management_api.gone.add("young=")
+    assert run(record("tst", "one", 1), record("tst", "two", 2)) == []
+    # Tried once, then twice more after waits; not again for the next record of the batch
+    assert len(management_api.posts_to("young=")) == 3
+    # The row stays: its $connect may still complete (TTL or a later broadcast removes it)
+    assert connection_ids_stored(dynamodb, "tst") == ["young="]
+
+
+def test_a_young_connection_given_up_on_costs_later_invocations_no_wait(
+    management_api: FakeManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a viewer that vanished a second after connecting (its row still there)
+    monkeypatch.setattr(broadcast, "GONE_RETRY_WAITS", (0.01, 0.01))
+    connect("tst", "vanished=", ago=1)
+    management_api.gone.add("vanished=")
+    assert run(record("tst", "one", 1)) == []
+    assert len(management_api.posts_to("vanished=")) == 3
+    # When the same container broadcasts again, with waits long enough to notice
+    monkeypatch.setattr(broadcast, "GONE_RETRY_WAITS", (5.0,))
+    started = time.monotonic()
+    assert run(record("tst", "two", 2)) == []
+    # Then the connection is posted to once more (it may have connected since), not waited for
+    assert len(management_api.posts_to("vanished=")) == 4
+    assert time.monotonic() - started < 5.0
+
+
+def test_a_young_connection_given_up_on_still_gets_the_next_messages(
+    management_api: FakeManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a viewer whose handshake outlasts the waits of one broadcast
+    monkeypatch.setattr(broadcast, "GONE_RETRY_WAITS", (0.01,))
+    connect("tst", "slow=", ago=0)
+    management_api.statuses["slow="] = [410, 410, 200]
+    assert run(record("tst", "one", 1)) == []
+    assert run(record("tst", "two", 2)) == []
+    # Then it misses that message but is kept, and gets the next one at the first post
+    assert [f["message"] for f in frames(management_api, "slow=")] == ["one", "one", "two"]
+
+
+def test_an_old_connection_answering_410_is_deleted_at_once(
+    dynamodb: Any, management_api: FakeManagementApi
+) -> None:
+    runtime().connections.add("tst", "stale=", now=time.time() - 3600)
+    management_api.gone.add("stale=")
+    assert run(record("tst", "hello", 1)) == []
+    assert len(management_api.posts_to("stale=")) == 1
+    assert connection_ids_stored(dynamodb, "tst") == []
+
+
+def test_the_delete_of_a_gone_connection_spares_a_row_rewritten_meanwhile(
+    dynamodb: Any,
+) -> None:
+    # Given a row read as connected an hour ago, then written again by a new $connect
+    store = runtime().connections
+    store.add("tst", "reused=", now=time.time() - 3600)
+    [seen] = store.connections("tst", now=time.time())
+    store.add("tst", "reused=", now=time.time())
+    # When the broadcaster forgets the connection it saw
+    assert store.remove_if_connected_before("tst", seen, cutoff=time.time() - 60) is False
+    # Then the new row is left alone
+    assert connection_ids_stored(dynamodb, "tst") == ["reused="]
+
+
+def test_the_batch_log_names_the_sites_broadcast_to(
+    management_api: FakeManagementApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    connect("tst", "a=")
+    connect("other", "b=")
+    with caplog.at_level("INFO", logger="userstatus.broadcast"):
+        assert run(record("tst", "one", 1), record("other", "two", 2)) == []
+    [done] = [r for r in caplog.records if r.getMessage() == "batch done"]
+    assert (done.sites, done.messages, done.delivered) == (["other", "tst"], 2, 2)

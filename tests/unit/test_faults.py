@@ -91,8 +91,9 @@ def connection_rows(dynamodb: Any) -> list[tuple[str, str]]:
 
 
 def connect(site: str, *connection_ids: str) -> None:
+    """Viewers connected an hour ago (a 410 from them means they are gone)."""
     for connection_id in connection_ids:
-        runtime().connections.add(site, connection_id, now=time.time())
+        runtime().connections.add(site, connection_id, now=time.time() - 3600)
 
 
 def record(site: str, text: str, seq: int) -> dict[str, Any]:
@@ -133,10 +134,11 @@ def received(fake: FakeManagementApi, connection_id: str) -> list[str]:
 # -- DynamoDB faults at the HTTP API's call sites ---------------------------------------------
 
 
-def test_the_shared_dynamodb_client_makes_4_attempts_in_standard_mode() -> None:
-    # botocore's "max_attempts: 3" counts retries: 4 attempts in all.
-    retries = runtime().messages._client.meta.config.retries
-    assert retries == {"mode": "standard", "total_max_attempts": 4}
+def test_the_shared_dynamodb_client_makes_3_attempts_in_standard_mode() -> None:
+    # Three attempts in all, the number userstatus.deadline budgets for.
+    config = runtime().messages._client.meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert (config.connect_timeout, config.read_timeout) == (1, 2)
 
 
 def test_post_put_item_fault_is_503_retry_after_and_nothing_stored(
@@ -157,19 +159,19 @@ def test_post_put_item_fault_is_503_retry_after_and_nothing_stored(
             assert messages_stored(dynamodb) == ["Slewing telescope..."]
 
 
-def test_post_sdk_retries_unsent_attempts_and_gives_up_after_4(
+def test_post_sdk_retries_unsent_attempts_and_gives_up_after_3(
     dynamodb: Any, faults: DynamoDBFaults
 ) -> None:
-    # Given three refused attempts, the SDK's fourth attempt stores the message once
-    faults.refuse_connections("PutItem", times=3)
+    # Given two refused attempts, the SDK's third attempt stores the message once
+    faults.refuse_connections("PutItem", times=2)
     assert http(load_event("http_post_newlog"))[0] == 200
-    assert faults.attempts.count("PutItem") == 4
+    assert faults.attempts.count("PutItem") == 3
     assert messages_stored(dynamodb) == ["Slewing telescope..."]
-    # Given four refused attempts, the caller gets 503 and nothing more is stored
-    faults.refuse_connections("PutItem", times=4)
+    # Given three refused attempts, the caller gets 503 and nothing more is stored
+    faults.refuse_connections("PutItem", times=3)
     seen, headers, _ = http(load_event("http_post_newlog"))
     assert (seen, headers["Retry-After"]) == (503, "1")
-    assert faults.attempts.count("PutItem") == 8
+    assert faults.attempts.count("PutItem") == 6
     assert messages_stored(dynamodb) == ["Slewing telescope..."]
 
 

@@ -231,16 +231,84 @@ def test_bad_recent_logs_queries_are_400(query: dict[str, str], field: str) -> N
     assert (status, body["field"]) == (400, field)
 
 
-def test_oversize_history_keeps_the_newest_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    for i in range(10):
-        runtime().messages.put(_message("tst", f"{i}" * 1000, 1000 + i), received_at=2000)
-    monkeypatch.setattr(http_api, "MAX_RESPONSE_BYTES", 3500)
-    status, headers, body = call(
-        with_query("http_get_recent_logs", {"site": "tst", "after_time": "1"})
+# Lambda's limit on a synchronous response (the serialized invocation payload), 6 MB:
+# docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+LAMBDA_RESPONSE_LIMIT = 6_291_456
+# Each part escapes once in the entry's JSON and again in the response's body string.
+ESCAPE_HEAVY = '"\\\x01é'
+
+
+def test_a_history_past_lambdas_6_mb_response_limit_keeps_the_newest_that_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a site whose history is full of characters that need escaping, far more than fits
+    text = ESCAPE_HEAVY * (16 * 1024 // len(ESCAPE_HEAVY.encode()))
+    stored = 200
+    for i in range(stored):
+        message = Message("tst", text, "info", Decimal(1000 + i), f"{i:032x}")
+        runtime().messages.put(message, received_at=2000)
+    client = runtime().messages._client
+    real_query = client.query
+    items_read: list[int] = []
+
+    def counting_query(**request: Any) -> Any:
+        page = real_query(**request)
+        items_read.append(len(page["Items"]))
+        return page
+
+    monkeypatch.setattr(client, "query", counting_query)
+    # When all of it is asked for
+    response = http_api.handler(
+        with_query("http_get_recent_logs", {"site": "tst", "after_time": "0"}),
+        FakeLambdaContext(),
     )
-    assert status == 200
+    # Then the response Lambda serializes is within its limit, however the runtime's
+    # marshaller escapes it (ensure_ascii or not), and it is not trimmed more than needed
+    sizes = [
+        len(json.dumps(response, ensure_ascii=True)),
+        len(json.dumps(response, ensure_ascii=False).encode()),
+    ]
+    entry_size = len(json.dumps(json.dumps(recent_entry(text)), ensure_ascii=True))
+    assert max(sizes) <= LAMBDA_RESPONSE_LIMIT
+    assert max(sizes) > LAMBDA_RESPONSE_LIMIT - http_api.RESPONSE_MARGIN_BYTES - entry_size
+    # and it holds the newest entries, oldest first, saying some were left out
+    assert response["statusCode"] == 200
+    assert response["headers"][http_api.TRUNCATED_HEADER] == "true"
+    body = json.loads(response["body"])
+    assert [int(entry["timestamp"]) for entry in body] == list(
+        range(1000 + stored - len(body), 1000 + stored)
+    )
+    assert body[-1]["message"] == text
+    # and no more was read than one query page beyond what was answered
+    assert sum(items_read) - len(body) < items_read[0]
+    assert sum(items_read) < stored
+
+
+def recent_entry(text: str) -> dict[str, Any]:
+    return {"site": "tst", "message": text, "log_level": "info", "timestamp": 1000}
+
+
+def test_a_history_just_within_the_budget_is_not_truncated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for i in range(4):
+        runtime().messages.put(_message("tst", f"{i}" * 100, 1000 + i), received_at=2000)
+    whole = http_api.handler(
+        with_query("http_get_recent_logs", {"site": "tst", "after_time": "0"}),
+        FakeLambdaContext(),
+    )["body"]
+    monkeypatch.setattr(http_api, "MAX_ESCAPED_BODY_BYTES", len(json.dumps(whole)) - 2)
+    status, headers, body = call(
+        with_query("http_get_recent_logs", {"site": "tst", "after_time": "0"})
+    )
+    assert (status, len(body)) == (200, 4)
+    assert http_api.TRUNCATED_HEADER not in headers
+    monkeypatch.setattr(http_api, "MAX_ESCAPED_BODY_BYTES", len(json.dumps(whole)) - 3)
+    status, headers, body = call(
+        with_query("http_get_recent_logs", {"site": "tst", "after_time": "0"})
+    )
+    assert [m["message"][0] for m in body] == ["1", "2", "3"]
     assert headers[http_api.TRUNCATED_HEADER] == "true"
-    assert [m["message"][0] for m in body] == ["7", "8", "9"]
 
 
 def test_onlineusers_counts_connections_without_exposing_ids(dynamodb: Any) -> None:

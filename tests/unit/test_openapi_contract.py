@@ -228,7 +228,7 @@ def test_unexpected_errors_match_the_500_schema(monkeypatch: pytest.MonkeyPatch)
         raise RuntimeError("internals")
 
     monkeypatch.setattr(runtime().messages, "put", explode)
-    monkeypatch.setattr(runtime().messages, "entries_after", explode)
+    monkeypatch.setattr(runtime().messages, "pages_newest_first", explode)
     monkeypatch.setattr(runtime().connections, "count", explode)
     for path, method, event in (
         ("/newlog", "post", load_event("http_post_newlog")),
@@ -265,7 +265,9 @@ def test_recent_logs_match_the_200_schema_and_the_truncation_header(
     assert [entry["timestamp"] for entry in body] == [10.5, 11.5, 12.5]
     assert http_api.TRUNCATED_HEADER not in response["headers"]
 
-    monkeypatch.setattr(http_api, "MAX_RESPONSE_BYTES", 150)
+    # (A budget of the two newest entries: the real one is tested in test_http_api.py.)
+    newest_two = json.dumps(json.dumps(body[1:], separators=(",", ":")))
+    monkeypatch.setattr(http_api, "MAX_ESCAPED_BODY_BYTES", len(newest_two) - 2)
     response = call(with_query("http_get_recent_logs", {"site": "tst", "after_time": "0"}))
     body = assert_matches_spec("/recent-logs", "get", response)
     assert response["headers"][http_api.TRUNCATED_HEADER] == "true"
