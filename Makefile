@@ -81,12 +81,16 @@ stack-local:
 	python -m userstatus_local.deployed --stage $(STAGE)
 
 ## synth: write cdk.out/ for STAGE (dev or prod) with the project-local CDK CLI.
+# Where the stage's alarms go (prod requires one): ALARM_EMAIL=ADDRESS or ALARM_TOPIC_ARN=ARN.
+ALARM_CONTEXT = $(if $(ALARM_EMAIL),-c alarm_email=$(ALARM_EMAIL)) \
+	$(if $(ALARM_TOPIC_ARN),-c alarm_topic_arn=$(ALARM_TOPIC_ARN))
+
 synth: setup
-	cdk synth -c stage=$(STAGE) --quiet
+	cdk synth -c stage=$(STAGE) $(ALARM_CONTEXT) --quiet
 
 ## diff, deploy: compare with / deploy to the AWS account of your credentials.
 diff deploy: setup
-	cdk $@ -c stage=$(STAGE)
+	cdk $@ -c stage=$(STAGE) $(ALARM_CONTEXT)
 
 ## browser: Debian's Chromium and ChromeDriver for the viewer test (no browser downloads).
 ## Without root or apt the browser test reports itself skipped with the reason.

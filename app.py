@@ -17,7 +17,7 @@ from aws_cdk import App, RemovalPolicy, Validations
 from aws_cdk import aws_logs as logs
 from cdk_nag import AwsSolutionsChecks
 
-from userstatus_stack.config import SharedDomain, StageConfig
+from userstatus_stack.config import SharedDomain, StageConfig, StageConfigError
 from userstatus_stack.stack import UserStatusStack, stack_name
 
 DEFAULT_STAGE = "dev"
@@ -42,6 +42,8 @@ STAGES: dict[str, StageConfig] = {
         log_retention=logs.RetentionDays.THREE_MONTHS,
         removal_policy=RemovalPolicy.RETAIN,
         broadcast_memory_mb=1024,
+        # Give the destination at deploy time: -c alarm_email=ADDRESS or -c alarm_topic_arn=ARN.
+        alarm_destination_required=True,
     ),
 }
 
@@ -72,6 +74,20 @@ def stage_config(stage: str, domain: SharedDomain | None = LOGS_DOMAIN) -> Stage
     return replace(config, custom_domain=custom_domain)
 
 
+def with_alarm_destination(config: StageConfig, app: App) -> StageConfig:
+    """``config`` with the alarm destination given as context (``-c alarm_email=ADDRESS`` or
+    ``-c alarm_topic_arn=ARN``), which replaces the stage's own."""
+    email = app.node.try_get_context("alarm_email")
+    topic_arn = app.node.try_get_context("alarm_topic_arn")
+    if email is None and topic_arn is None:
+        return config
+    return replace(
+        config,
+        alarm_email=None if email is None else str(email),
+        alarm_topic_arn=None if topic_arn is None else str(topic_arn),
+    )
+
+
 def build(app: App, config: StageConfig) -> UserStatusStack:
     """Add the stage's stack to ``app``."""
     name = stack_name(config.stage)
@@ -89,10 +105,9 @@ def main() -> None:
     app = App()
     stage = app.node.try_get_context("stage") or DEFAULT_STAGE
     try:
-        config = stage_config(str(stage))
-    except UnknownStageError as error:
+        build(app, with_alarm_destination(stage_config(str(stage)), app))
+    except (UnknownStageError, StageConfigError) as error:
         sys.exit(f"error: {error}")
-    build(app, config)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
 

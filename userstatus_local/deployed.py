@@ -65,6 +65,7 @@ _CA_VARIABLES = (
     "NODE_EXTRA_CA_CERTS",
     "CURL_CA_BUNDLE",
 )
+LOCAL_ALARM_EMAIL = "alarms@userstatus-local.invalid"
 STEP_TIMEOUTS = {"synth": 300.0, "bootstrap": 180.0, "deploy": 300.0}
 READY_TIMEOUT = 60.0
 ROUTE_RESPONSE = "AWS::ApiGatewayV2::RouteResponse"
@@ -280,7 +281,18 @@ class DeployedStack:
         process = _start_ministack(port, work_dir, log, iam_record)
         try:
             synth = _start_cdk(
-                ["synth", "-c", f"stage={stage}", "-o", str(work_dir / "cdk.out"), "--quiet"],
+                [
+                    "synth",
+                    "-c",
+                    f"stage={stage}",
+                    # Every stage gets an alarm destination (prod requires one): ministack
+                    # creates the subscription and sends no email.
+                    "-c",
+                    f"alarm_email={LOCAL_ALARM_EMAIL}",
+                    "-o",
+                    str(work_dir / "cdk.out"),
+                    "--quiet",
+                ],
                 work_dir,
                 {},
             )

@@ -20,6 +20,8 @@ PostAuth = Literal["none", "iam"]
 POST_AUTH_CHOICES: tuple[PostAuth, ...] = ("none", "iam")
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _API_MAPPING_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -99,7 +101,12 @@ class StageConfig:
     failure_queue_retention_days: int = 14
     post_auth: PostAuth = "none"
     custom_domain: CustomDomain | None = None
+    # Where alarms go: an existing SNS topic, or a topic the stack creates with this address
+    # subscribed. With neither, the stack creates a topic nobody is subscribed to, unless the
+    # stage requires a destination (then its synth refuses; see ``check_alarm_destination``).
     alarm_topic_arn: str | None = None
+    alarm_email: str | None = None
+    alarm_destination_required: bool = False
 
     def __post_init__(self) -> None:
         if not _STAGE_NAME.match(self.stage):
@@ -134,8 +141,26 @@ class StageConfig:
             "broadcast_max_record_age_seconds", self.broadcast_max_record_age_seconds, 60, 604_800
         )
         _check_range("failure_queue_retention_days", self.failure_queue_retention_days, 1, 14)
-        if self.alarm_topic_arn is not None and not self.alarm_topic_arn.startswith("arn:"):
-            raise StageConfigError("alarm_topic_arn must be an SNS topic ARN")
+        if self.alarm_topic_arn is not None and not _SNS_TOPIC_ARN.match(self.alarm_topic_arn):
+            raise StageConfigError(
+                f"alarm_topic_arn must be an SNS topic ARN, got {self.alarm_topic_arn!r}"
+            )
+        if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
+            raise StageConfigError(
+                f"alarm_email must be an email address, got {self.alarm_email!r}"
+            )
+        if self.alarm_topic_arn is not None and self.alarm_email is not None:
+            raise StageConfigError("give alarm_topic_arn or alarm_email, not both")
+
+    def check_alarm_destination(self) -> None:
+        """Refuse a stage that must send its alarms somewhere and names nowhere."""
+        if self.alarm_destination_required and not (self.alarm_topic_arn or self.alarm_email):
+            raise StageConfigError(
+                f"stage {self.stage} must say where its alarms go: "
+                f"cdk synth|deploy -c stage={self.stage} -c alarm_email=ADDRESS "
+                "(a topic is created with that address subscribed) or -c alarm_topic_arn=ARN "
+                "(an existing SNS topic), or set one on the stage in STAGES (app.py)"
+            )
 
     @property
     def cors_allowed_origins_env(self) -> str:

@@ -10,15 +10,19 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from userstatus_stack.nag import acknowledge
 
 PERIOD = Duration.minutes(5)
 BROADCAST_LAG_THRESHOLD = Duration.minutes(5)
 
 
 class Monitoring(Construct):
-    """CloudWatch alarms, sent to an existing SNS topic when the stage names one."""
+    """CloudWatch alarms, every one sent to the stage's alarm topic: an existing SNS topic when
+    the stage names one, else one created here (with the stage's email address subscribed)."""
 
     def __init__(
         self,
@@ -32,13 +36,14 @@ class Monitoring(Construct):
         websocket_api: apigw.IWebSocketApi,
         websocket_stage_name: str,
         alarm_topic_arn: str | None,
+        alarm_email: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cloudwatch.Alarm] = []
         self.topic = (
             sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn)
             if alarm_topic_arn
-            else None
+            else self._created_topic(alarm_email)
         )
 
         self._at_least_one(
@@ -106,6 +111,23 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
         )
-        if self.topic is not None:
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
         self.alarms.append(alarm)
+
+    def _created_topic(self, email: str | None) -> sns.ITopic:
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="photonranch user status alarms",
+            enforce_ssl=True,
+        )
+        acknowledge(
+            topic,
+            "AwsSolutions-SNS2",
+            "CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key "
+            "(it grants nothing to cloudwatch.amazonaws.com), and a customer key costs $1 a month "
+            "per stage for alarm texts that hold no secrets.",
+        )
+        if email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return topic

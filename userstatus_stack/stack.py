@@ -34,6 +34,7 @@ class UserStatusStack(Stack):
         self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        config.check_alarm_destination()
         self.config = config
         Tags.of(self).add("project", "photonranch-userstatus")
         Tags.of(self).add("stage", config.stage)
@@ -132,6 +133,7 @@ class UserStatusStack(Stack):
             websocket_api=self.websocket_api.api,
             websocket_stage_name=self.websocket_api.stage.stage_name,
             alarm_topic_arn=config.alarm_topic_arn,
+            alarm_email=config.alarm_email,
         )
 
         CfnOutput(self, "HttpApiUrl", value=self.http_api.url, description="HTTP API base URL")
@@ -140,6 +142,12 @@ class UserStatusStack(Stack):
         )
         CfnOutput(self, "MessagesTableName", value=messages.table_name)
         CfnOutput(self, "ConnectionsTableName", value=connections.table_name)
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.monitoring.topic.topic_arn,
+            description="SNS topic every alarm notifies (subscribe to it to be told)",
+        )
         if self.custom_domain is not None:
             CfnOutput(
                 self,

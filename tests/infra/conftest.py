@@ -14,6 +14,7 @@ from tests.infra.infra_stacks import (
     TEST_ALARM_TOPIC,
     TEST_DOMAIN,
     Synthesized,
+    deployable_config,
     synthesize_stage,
 )
 from userstatus_stack.config import StageConfig
@@ -35,7 +36,7 @@ def stage(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def synthesized(stage: str, synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized:
     """The stack of the stage under test, exactly as ``cdk synth -c stage=...`` builds it."""
-    return synthesize(cdk_app.stage_config(stage))
+    return synthesize(deployable_config(stage))
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +51,7 @@ def domain_variant(
     request: pytest.FixtureRequest, synthesize: Callable[[StageConfig], Synthesized]
 ) -> Synthesized:
     """Each stage with the custom domain switched on."""
-    return synthesize(cdk_app.stage_config(request.param, domain=TEST_DOMAIN))
+    return synthesize(deployable_config(request.param, domain=TEST_DOMAIN))
 
 
 @pytest.fixture(scope="session", params=["iam", *(f"domain-{stage}" for stage in STAGES)])
@@ -61,7 +62,7 @@ def variant(
     name: str = request.param
     if name == "iam":
         return synthesize(_iam_config())
-    return synthesize(cdk_app.stage_config(name.removeprefix("domain-"), domain=TEST_DOMAIN))
+    return synthesize(deployable_config(name.removeprefix("domain-"), domain=TEST_DOMAIN))
 
 
 def _iam_config() -> StageConfig:

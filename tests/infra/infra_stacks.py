@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,16 @@ TEST_DOMAIN = SharedDomain(
     hosted_zone_name="example.org",
 )
 TEST_ALARM_TOPIC = "arn:aws:sns:us-east-1:123456789012:userstatus-alarms"
+TEST_ALARM_EMAIL = "alarms@example.org"
+
+
+def deployable_config(stage: str, domain: SharedDomain | None = None) -> StageConfig:
+    """``stage``'s config as deployed: a stage that requires an alarm destination gets
+    TEST_ALARM_EMAIL, as ``cdk deploy -c stage=... -c alarm_email=...`` gives it."""
+    config = cdk_app.stage_config(stage, domain=domain)
+    if config.alarm_destination_required:
+        return replace(config, alarm_email=TEST_ALARM_EMAIL)
+    return config
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import sys
 from dataclasses import replace
 
 import pytest
-from aws_cdk import RemovalPolicy
+from aws_cdk import App, RemovalPolicy
 
 import app as cdk_app
-from tests.infra.infra_stacks import REPO_ROOT, TEST_DOMAIN, cdk_json_context
+from tests.infra.infra_stacks import REPO_ROOT, TEST_ALARM_TOPIC, TEST_DOMAIN, cdk_json_context
 from userstatus_stack.config import StageConfig, StageConfigError
 from userstatus_stack.stack import stack_name
 
@@ -22,17 +22,21 @@ def test_unknown_stage_is_a_clear_error() -> None:
         cdk_app.stage_config("qa")
 
 
-def test_app_exits_with_the_error_for_an_unknown_stage() -> None:
-    context = {**cdk_json_context(), "stage": "qa"}
-    result = subprocess.run(
+def run_app(**context: str) -> subprocess.CompletedProcess[str]:
+    """``python app.py`` as ``cdk synth -c KEY=VALUE...`` runs it."""
+    return subprocess.run(
         [sys.executable, "app.py"],
         cwd=REPO_ROOT,
-        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps(context)},
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(), **context})},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_app_exits_with_the_error_for_an_unknown_stage() -> None:
+    result = run_app(stage="qa")
     assert result.returncode == 1
     assert "unknown stage 'qa'" in result.stderr
 
@@ -73,8 +77,40 @@ def test_domain_mapping_keys_match_the_existing_urls() -> None:
         {"api_timeout_seconds": 5},
         {"stage": "Prod!"},
         {"alarm_topic_arn": "ops-topic"},
+        {"alarm_email": "ops"},
+        {"alarm_email": "ops@example.org", "alarm_topic_arn": TEST_ALARM_TOPIC},
     ],
 )
 def test_invalid_stage_config_is_rejected(change: dict[str, object]) -> None:
     with pytest.raises(StageConfigError):
         replace(StageConfig(stage="dev"), **change)  # type: ignore[arg-type]
+
+
+def test_prod_refuses_to_synth_without_an_alarm_destination() -> None:
+    # Given prod, which must say where its alarms go, with none given
+    config = cdk_app.stage_config("prod")
+    assert (config.alarm_email, config.alarm_topic_arn) == (None, None)
+    # Then building it fails, saying how to give one
+    with pytest.raises(StageConfigError, match=r"-c alarm_email=ADDRESS .* -c alarm_topic_arn=ARN"):
+        cdk_app.build(App(), config)
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({"alarm_email": "ops@example.org"}, ("ops@example.org", None)),
+        ({"alarm_topic_arn": TEST_ALARM_TOPIC}, (None, TEST_ALARM_TOPIC)),
+        ({}, (None, None)),
+    ],
+)
+def test_the_alarm_destination_comes_from_cdk_context(
+    context: dict[str, str], expected: tuple[str | None, str | None]
+) -> None:
+    config = cdk_app.with_alarm_destination(cdk_app.stage_config("prod"), App(context=context))
+    assert (config.alarm_email, config.alarm_topic_arn) == expected
+
+
+def test_cdk_synth_of_prod_without_alarm_destination_exits_with_the_reason() -> None:
+    result = run_app(stage="prod")
+    assert result.returncode == 1
+    assert "error: stage prod must say where its alarms go" in result.stderr

@@ -378,8 +378,20 @@ def test_alarms_cover_failures_errors_throttles_and_5xx(synthesized: Synthesized
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         },
     )
+    # Every alarm notifies the stage's topic: created by the stack, encrypted in transit, with
+    # the stage's address subscribed when it gives one (prod must).
+    topic_id = synthesized.logical_id(synthesized.stack.monitoring.topic)
     for alarm in alarms:
-        assert "AlarmActions" not in alarm["Properties"]
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    subs = resources(synthesized.json, "AWS::SNS::Subscription").values()
+    if synthesized.config.alarm_email is None:
+        assert not subs
+    else:
+        endpoints = [(s["Properties"]["Protocol"], s["Properties"]["Endpoint"]) for s in subs]
+        assert endpoints == [("email", synthesized.config.alarm_email)]
+    policies = resources(synthesized.json, "AWS::SNS::TopicPolicy").values()
+    conditions = [p["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] for p in policies]
+    assert conditions == [{"Bool": {"aws:SecureTransport": "false"}}]
 
 
 def test_outputs(synthesized: Synthesized) -> None:
@@ -389,8 +401,12 @@ def test_outputs(synthesized: Synthesized) -> None:
         "WebSocketUrl",
         "MessagesTableName",
         "ConnectionsTableName",
+        "AlarmTopicArn",
     }
     stack = synthesized.stack
+    assert outputs["AlarmTopicArn"]["Value"] == {
+        "Ref": synthesized.logical_id(stack.monitoring.topic)
+    }
     assert outputs["MessagesTableName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.messages_table)
     }

@@ -81,6 +81,9 @@ def test_alarm_topic_receives_every_alarm(iam_variant: Synthesized) -> None:
     assert alarms
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [TEST_ALARM_TOPIC]
+    # An existing topic is used as it is: the stack creates none.
+    assert not resources(iam_variant.json, "AWS::SNS::Topic")
+    assert iam_variant.json["Outputs"]["AlarmTopicArn"]["Value"] == TEST_ALARM_TOPIC
 
 
 def test_custom_domain_maps_the_http_api_under_the_stage_key(
