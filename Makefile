@@ -11,6 +11,21 @@ PARALLEL := $(MAKE) --no-print-directory --jobs=4 --output-sync=target
 
 PYTHON ?= python3
 VENV := .venv
+# The functions' runtime (userstatus_stack/functions.py RUNTIME): the Lambda code's unit tests
+# also run on it, in .venv-lambda, and ministack's workers (the deployed-target tests) run on it.
+# (tests/infra checks that this is RUNTIME's name.)
+LAMBDA_RUNTIME := python3.13
+# The first interpreter of that version that runs: on PATH, else any pyenv installs (a pyenv
+# shim exists for every installed version but runs only the selected ones).
+ifeq ($(origin LAMBDA_PYTHON),undefined)
+LAMBDA_PYTHON := $(shell for candidate in $(LAMBDA_RUNTIME) \
+	$$(pyenv root 2>/dev/null)/versions/*/bin/$(LAMBDA_RUNTIME); do \
+	"$$candidate" -c '' 2>/dev/null && { echo "$$candidate"; break; }; done)
+endif
+LAMBDA_PYTHON_FOUND := $(shell $(LAMBDA_PYTHON) -c \
+	'import sys; print("python%d.%d" % sys.version_info[:2] == "$(LAMBDA_RUNTIME)")' 2>/dev/null)
+LAMBDA_VENV := .venv-lambda
+LAMBDA_VENV_STAMP := $(LAMBDA_VENV)/.installed
 TOOLS := .tools
 STAGE ?= dev
 
@@ -24,8 +39,8 @@ TOOLS_STAMP := $(TOOLS)/.installed
 MINISTACK_VENV := $(TOOLS)/ministack
 MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
 
-.PHONY: setup dev stack-local test check lint typecheck unit infra e2e client synth diff deploy bench constraints \
-	browser clean
+.PHONY: setup dev stack-local test check lint typecheck unit unit-lambda-python infra e2e client synth \
+	diff deploy bench constraints browser clean
 
 setup: $(VENV_STAMP) $(TOOLS_STAMP) $(MINISTACK_STAMP)
 
@@ -37,6 +52,22 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_
 		--no-build-isolation -c constraints.txt -e ./userstatus_client
 	touch $@
 
+$(LAMBDA_VENV_STAMP): requirements-lambda-tests.txt constraints.txt
+	test -x $(LAMBDA_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements-lambda-tests.txt -c constraints.txt
+	touch $@
+
+## unit-lambda-python: the Lambda code's unit tests on the functions' Python version.
+ifeq ($(LAMBDA_PYTHON_FOUND),True)
+unit-lambda-python: $(LAMBDA_VENV_STAMP)
+	$(LAMBDA_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+else
+unit-lambda-python:
+	@echo "SKIPPED unit-lambda-python: no $(LAMBDA_RUNTIME) (the functions' runtime) on PATH or" \
+		"in pyenv; the unit tests run on $$($(PYTHON) --version) only"
+endif
+
 $(TOOLS_STAMP): tools/package.json tools/package-lock.json
 	mkdir -p $(TOOLS)
 	cp tools/package.json tools/package-lock.json $(TOOLS)/
@@ -47,7 +78,8 @@ $(TOOLS_STAMP): tools/package.json tools/package-lock.json
 # ministack (the AWS emulator of `make stack-local` and the deployed-target tests) pins a botocore
 # that conflicts with ours, so it gets a virtualenv of its own, every package pinned, no resolving.
 $(MINISTACK_STAMP): requirements-ministack.txt
-	test -x $(MINISTACK_VENV)/bin/python || $(PYTHON) -m venv $(MINISTACK_VENV)
+	test -x $(MINISTACK_VENV)/bin/python || \
+		$(if $(filter True,$(LAMBDA_PYTHON_FOUND)),$(LAMBDA_PYTHON),$(PYTHON)) -m venv $(MINISTACK_VENV)
 	$(MINISTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		-r requirements-ministack.txt
 	$(MINISTACK_VENV)/bin/python -m pip check
@@ -59,7 +91,7 @@ dev: $(VENV_STAMP)
 
 ## test: set everything up, lint, type-check, then run every test.
 test:
-	$(PARALLEL) setup check browser
+	$(PARALLEL) setup check browser unit-lambda-python
 	python -m pytest
 
 check: lint typecheck

@@ -82,4 +82,4 @@ def test_acknowledgement_counts(synthesized: Synthesized, rule: str, expected_co
         rule_id.removeprefix("Annotation::") for _, rule_id in acknowledgements(synthesized)
     ]
     assert sum(rule_id.startswith(rule) for rule_id in rule_ids) == expected_count
-    assert sum(rule_id.startswith("AwsSolutions-") for rule_id in rule_ids) == 12
+    assert sum(rule_id.startswith("AwsSolutions-") for rule_id in rule_ids) == 15

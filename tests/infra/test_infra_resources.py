@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Capture, Match
 
-from tests.infra.infra_stacks import Synthesized
+from tests.infra.infra_stacks import REPO_ROOT, Synthesized
 from tests.infra.infra_template import function_by_handler, properties, resources, role_statements
 from userstatus.keys import CONNECTIONS, CONNECTIONS_BY_ID_INDEX, MESSAGES
 from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
+from userstatus_stack.functions import RUNTIME
 
 HANDLERS = {HTTP_HANDLER, WEBSOCKET_HANDLER, BROADCAST_HANDLER}
 DELETION_POLICY = {RemovalPolicy.DESTROY: "Delete", RemovalPolicy.RETAIN: "Retain"}
 RETENTION_IN_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.THREE_MONTHS: 90}
 
 
-def test_every_function_is_python_3_14_on_arm64_with_json_logs(synthesized: Synthesized) -> None:
+def test_every_function_is_python_3_13_on_arm64_with_json_logs(synthesized: Synthesized) -> None:
     functions = resources(synthesized.json, "AWS::Lambda::Function")
     assert {f["Properties"]["Handler"] for f in functions.values()} == HANDLERS
     for function in functions.values():
         props = function["Properties"]
-        assert props["Runtime"] == "python3.14"
+        assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
         assert "Layers" not in props
@@ -415,3 +417,10 @@ def test_outputs(synthesized: Synthesized) -> None:
     }
     assert outputs["WebSocketUrl"]["Value"]["Fn::Join"][1][0] == "wss://"
     assert outputs["HttpApiUrl"]["Value"]["Fn::Join"][1][0] == "https://"
+
+
+def test_the_lambda_code_is_tested_on_the_functions_python() -> None:
+    # The Makefile runs the unit tests (and ministack's workers) on LAMBDA_RUNTIME.
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    [declared] = re.findall(r"^LAMBDA_RUNTIME := (\S+)$", makefile, re.MULTILINE)
+    assert declared == RUNTIME.name
