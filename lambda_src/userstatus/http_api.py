@@ -28,7 +28,13 @@ from userstatus import deadline
 from userstatus.cors import TRUNCATED_HEADER, cors_headers
 from userstatus.errors import InvalidInput, RouteNotFound
 from userstatus.logs import bind_request_id, log_adjustments
-from userstatus.model import parse_json_object, parse_seconds, validate_message, validate_site
+from userstatus.model import (
+    MAX_SECONDS_TEXT_LENGTH,
+    parse_json_object,
+    parse_seconds,
+    validate_message,
+    validate_site,
+)
 from userstatus.runtime import Runtime, runtime
 from userstatus.web import Answer, RawJson, answer_errors, json_text, request_body
 
@@ -45,6 +51,7 @@ LAMBDA_RESPONSE_LIMIT_BYTES = 6_291_456
 RESPONSE_MARGIN_BYTES = 16 * 1024
 MAX_ESCAPED_BODY_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES - RESPONSE_MARGIN_BYTES
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")
+_ZERO = re.compile(r"[ \t\n\r]*0[ \t\n\r]*")  # after_time=0: everything kept
 
 Event = Mapping[str, Any]
 
@@ -146,7 +153,7 @@ def escaped_length(text: str) -> int:
 def _after_time(raw: str | None) -> Decimal:
     if raw is None or raw == "":
         return Decimal(int(time.time()) - DEFAULT_WINDOW_SECONDS)
-    if raw.strip() == "0":
+    if len(raw) <= MAX_SECONDS_TEXT_LENGTH and _ZERO.fullmatch(raw):
         return Decimal(0)
     return parse_seconds(raw, "after_time")
 

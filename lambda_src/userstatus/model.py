@@ -35,6 +35,11 @@ MAX_TIMESTAMP = 253_402_300_799
 # Timestamps keep up to nanoseconds (a float from time.time() has fewer digits); the sort key
 # holds them exactly, so after_time compares exactly too.
 _TIMESTAMP_QUANTUM = Decimal("1e-9")
+# Seconds as text: a plain decimal (no exponent: a string's value must be decidable from its
+# digits, so that docs/openapi.yaml's pattern can say exactly which strings are accepted), JSON
+# white space around it, at most 64 characters.
+_SECONDS_TEXT = re.compile(r"[ \t\n\r]*\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[ \t\n\r]*")
+MAX_SECONDS_TEXT_LENGTH = 64
 
 # A timestamp further ahead of receipt than this is a wrong clock: it is replaced by the time
 # of receipt (and the answer and the log say so).
@@ -159,9 +164,18 @@ def validate_site(value: object, field: str = "site") -> str:
 
 
 def parse_seconds(value: object, field: str) -> Decimal:
-    """Unix seconds from an int, float or numeric string: finite, positive, not milliseconds."""
+    """Unix seconds from an int, float or numeric string (a plain decimal): finite, positive
+    after rounding to the nanosecond, not milliseconds."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidInput(field, f"{field} must be a number of unix seconds")
+    if isinstance(value, str) and (
+        len(value) > MAX_SECONDS_TEXT_LENGTH or not _SECONDS_TEXT.fullmatch(value)
+    ):
+        raise InvalidInput(
+            field,
+            f"{field} must be a number of unix seconds: as text, digits with an optional "
+            f"fraction (no exponent), at most {MAX_SECONDS_TEXT_LENGTH} characters",
+        )
     try:
         number = Decimal(repr(value) if isinstance(value, float) else value)
     except (ArithmeticError, ValueError):

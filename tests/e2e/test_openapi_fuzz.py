@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from userstatus_local.process import RelayProcess
@@ -39,6 +40,12 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 MAX_EXAMPLES = 60
 SEED = 20261121
 REQUEST_TIMEOUT = 10.0
+# The generated requests get every check (schemathesis's --checks all: among them,
+# positive_data_acceptance and negative_data_rejection, so the spec must accept exactly what the
+# relay accepts) except unsupported_method: API Gateway itself answers 404 for a method no route
+# has, not the 405 that check expects.
+EXCLUDED_CHECKS = [unsupported_method]
+# The hand-made requests below are checked for conformance of their answers.
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -75,9 +82,13 @@ def test_relay_answers_generated_requests_as_documented(
     case: Any, relay: RelayProcess, session: requests.Session
 ) -> None:
     # Given a generated request (spec example, boundary value or fuzzed, valid or not),
-    # when the relay answers it, then the answer is no 5xx and conforms to the spec.
+    # when the relay answers it, then the answer is no 5xx and conforms to the spec, and a request
+    # the spec allows is accepted, one it forbids refused.
     case.call_and_validate(
-        base_url=relay.http_url, session=session, checks=CHECKS, timeout=REQUEST_TIMEOUT
+        base_url=relay.http_url,
+        session=session,
+        excluded_checks=EXCLUDED_CHECKS,
+        timeout=REQUEST_TIMEOUT,
     )
 
 

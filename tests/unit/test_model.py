@@ -66,7 +66,9 @@ def test_levels_any_case_and_python_aliases(given: str | None, stored: str) -> N
         (1604514063.5, Decimal("1604514063.5")),
         ("1604514063", Decimal(1604514063)),
         (" 1604514063.25 ", Decimal("1604514063.25")),
-        ("1.604514063e9", Decimal(1604514063)),
+        (1.604514063e9, Decimal(1604514063)),
+        ("+1604514063.", Decimal(1604514063)),
+        (".5", Decimal("0.5")),
         (1604514063.1234567, Decimal("1604514063.1234567")),
     ],
 )
@@ -107,6 +109,14 @@ def test_timestamp_int_float_or_numeric_string(given: object, stored: Decimal) -
         (valid(timestamp=[1]), "timestamp"),
         (valid(timestamp=1604514063000), "timestamp"),
         (valid(timestamp="1e-12"), "timestamp"),
+        # As text: a plain decimal, so that the OpenAPI pattern can say exactly what passes.
+        (valid(timestamp="1.604514063e9"), "timestamp"),
+        (valid(timestamp="+.97e45073"), "timestamp"),
+        (valid(timestamp="7e-9168462729"), "timestamp"),
+        (valid(timestamp="1_604_514_063"), "timestamp"),
+        (valid(timestamp="١٦٠٤٥١٤٠٦٣"), "timestamp"),
+        (valid(timestamp="\f1604514063"), "timestamp"),
+        (valid(timestamp="1604514063." + "0" * 54), "timestamp"),
     ],
 )
 def test_bad_fields_are_named(fields: dict[str, Any], field: str) -> None:

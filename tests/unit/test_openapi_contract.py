@@ -148,7 +148,7 @@ def test_request_examples_are_accepted_and_answered_as_documented() -> None:
     "fields",
     [
         {"site": "tst", "log_message": "x"},
-        {"site": "A" * 64, "log_message": "é" * 8192, "log_level": " FATAL ", "timestamp": "1e3"},
+        {"site": "A" * 64, "log_message": "é" * 8192, "log_level": " FATAL ", "timestamp": "1000"},
         {"site": "a-b_c", "log_message": "\x00\n\u2028", "log_level": None, "timestamp": None},
         {"site": "tst", "log_message": "max", "timestamp": MAX_TIMESTAMP},
         {"site": "tst", "log_message": "nano", "timestamp": 1604514063.123456789},

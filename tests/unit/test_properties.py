@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tests.events import with_body, with_query
@@ -119,9 +119,11 @@ def valid_timestamp(draw: st.DrawFn) -> tuple[Any, Decimal | None]:
             )
         )
         return value, _quantized(Decimal(repr(value) if isinstance(value, float) else value))
+    # As text: a plain decimal (no exponent), JSON white space around it, at most 64 characters.
     number = draw(_decimal_seconds)
-    text = draw(st.sampled_from(["{}", " {} ", "\t{}\n", "+{}", "{:e}", "{:E}", "{:f}"]))
+    text = draw(st.sampled_from(["{:f}", " {:f} ", "\t{:f}\n", "+{:f}", "\r\n{:f}"]))
     value = text.format(number)
+    assume(len(value) <= 64)
     return value, _quantized(Decimal(value.strip()))
 
 
@@ -321,7 +323,7 @@ def assert_round_trip(
         Decimal(repr(1604514063.123456789)),
     )
 )
-@example(post=({"site": "t", "log_message": "x", "timestamp": " 1.5e3 "}, "info", Decimal(1500)))
+@example(post=({"site": "t", "log_message": "x", "timestamp": " 1500. "}, "info", Decimal(1500)))
 @example(
     post=(
         {"site": "t", "log_message": "x", "timestamp": "0.1234567891234"},
@@ -350,6 +352,7 @@ def test_accepted_messages_round_trip_through_recent_logs_and_the_broadcast_fram
 @example(fields={"site": "tst", "log_message": "x", "timestamp": float("nan")})
 @example(fields={"site": "tst", "log_message": "x", "timestamp": float("-inf")})
 @example(fields={"site": "tst", "log_message": "x", "timestamp": " 1e400 "})
+@example(fields={"site": "tst", "log_message": "x", "timestamp": " 1.5e3 "})
 @example(fields={"site": "tst", "log_message": "x", "timestamp": False})
 @example(fields={"site": "tst", "log_message": "\udfff"})
 @example(fields={"site": "tst\n", "log_message": "x"})
