@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import signal
 import socket
@@ -24,6 +25,7 @@ from userstatus_local.broadcaster import BroadcasterProcess, BroadcasterStartErr
 from userstatus_local.dynamodb import CLIENT_CONFIG, ensure_tables
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import Invoker
+from userstatus_local.management_auth import ManagementAuth
 from userstatus_local.relay import RelayAddresses, RelayOptions
 from userstatus_local.websocket_server import WebSocketRelay
 
@@ -76,6 +78,7 @@ async def serve(
         Invoker(websocket_executor),
         on_stored=broadcaster.wake,
         disconnect_invoker=Invoker(disconnect_executor),
+        auth=ManagementAuth.from_environ(os.environ),
     )
     http = HttpRelay(
         http_api.handler,

@@ -12,8 +12,10 @@
   for a connection it has dropped.
 * ``POST``, ``GET`` and ``DELETE /@connections/{id}`` (also under a stage prefix,
   ``/{stage}/@connections/{id}``): API Gateway's management API, so the broadcaster's posts
-  reach real WebSocket clients. Unknown ids answer 410 ``{"message": "Gone"}``. Requests are
-  not authenticated (SigV4 signatures are accepted unchecked).
+  reach real WebSocket clients. As in API Gateway, a call needs a valid SigV4 signature of the
+  functions' credentials (``userstatus_local.management_auth``; 403 otherwise), and a
+  connection can be posted to only once its ``$connect`` has answered 2xx: before that, and for
+  gone or unknown ids, the answer is 410 ``{"message": "Gone"}``.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from userstatus_local.events import (
     websocket_route,
 )
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
+from userstatus_local.management_auth import ManagementAuth
 
 logger = logging.getLogger("userstatus_local.websocket")
 
 # API Gateway's limits: 128 KB a frame (and a posted message), 32 KB per frame fragment.
 MAX_FRAME_BYTES = 128 * 1024
-PENDING_CONNECT_TIMEOUT_SECONDS = 10.0
 # A client may have this many bytes of frames waiting beyond what its socket buffers hold.
 MAX_OUTBOX_BYTES = 1024 * 1024
 # A client whose socket accepts nothing for this long is dropped.
@@ -58,7 +60,8 @@ Frame = str | bytes
 
 @dataclass
 class Connection:
-    """One WebSocket client, known from the start of its $connect."""
+    """One WebSocket client, known from the start of its $connect; postable (``accepted``) once
+    the handshake has completed."""
 
     info: WebSocketConnectionInfo
     socket: WebSocket
@@ -85,8 +88,11 @@ class WebSocketRelay:
         invoker: Invoker,
         on_stored: Callable[[], None] = lambda: None,
         disconnect_invoker: Invoker | None = None,
+        auth: ManagementAuth | None = None,
     ) -> None:
         self._handler = handler
+        # None only for tests of other behaviour: the relay always checks signatures.
+        self._auth = auth
         self._invoker = invoker
         # $disconnect has no client waiting on it: a lane of its own keeps a burst of them
         # (thousands of clients leaving) from queueing the $connect and frames of others.
@@ -143,8 +149,8 @@ class WebSocketRelay:
             connected_at_ms=now_ms,
         )
         connection = Connection(info, socket, request.transport, last_active_ms=now_ms)
-        # Known before $connect answers, so a broadcast racing the handshake waits for it
-        # instead of finding the new row's id unknown (410) and deleting the row.
+        # Known from now on, but posts answer 410 until the handshake completes (``accepted``),
+        # as API Gateway answers a post racing a $connect (the broadcaster retries those).
         self._connections[info.connection_id] = connection
         try:
             status, body = await self._connect(info, request)
@@ -286,26 +292,40 @@ class WebSocketRelay:
         with contextlib.suppress(HandlerCrashed):
             await self._disconnect_invoker.invoke(self._handler, event, FUNCTION_NAME)
 
-    async def _live_connection(self, request: web.Request) -> Connection | None:
+    def _live_connection(self, request: web.Request) -> Connection | None:
+        """The connection a management call names, if it can be posted to."""
         connection = self._connections.get(request.match_info["connection_id"])
-        if connection is None:
+        if connection is None or not connection.accepted.is_set():
             return None
-        if not connection.accepted.is_set():
-            try:
-                await asyncio.wait_for(connection.accepted.wait(), PENDING_CONNECT_TIMEOUT_SECONDS)
-            except TimeoutError:
-                return None
         live = self._connections.get(connection.info.connection_id) is connection
         if not live or connection.dropped or connection.socket.closed:
             return None
         return connection
 
+    def _refused(self, request: web.Request, body: bytes) -> web.Response | None:
+        """API Gateway's 403 for a call without a valid signature; None if it is signed."""
+        if self._auth is None:
+            return None
+        refusal = self._auth.refusal(
+            request.method, f"http://{request.host}{request.raw_path}", request.headers, body
+        )
+        if refusal is None:
+            return None
+        logger.warning(
+            "management call refused",
+            extra={"path": request.path, "reason": refusal.error_type},
+        )
+        return _error(403, refusal.error_type, refusal.message)
+
     async def post_to_connection(self, request: web.Request) -> web.Response:
         """PostToConnection: send the request body to the client as one frame."""
         data = await request.read()
+        refused = self._refused(request, data)
+        if refused is not None:
+            return refused
         if len(data) > MAX_FRAME_BYTES:
             return _error(413, "PayloadTooLargeException", "Message too long")
-        connection = await self._live_connection(request)
+        connection = self._live_connection(request)
         if connection is None:
             return _gone()
         frame: Frame
@@ -319,7 +339,10 @@ class WebSocketRelay:
 
     async def get_connection(self, request: web.Request) -> web.Response:
         """GetConnection: when the client connected and its identity."""
-        connection = await self._live_connection(request)
+        refused = self._refused(request, await request.read())
+        if refused is not None:
+            return refused
+        connection = self._live_connection(request)
         if connection is None:
             return _gone()
         info = connection.info
@@ -333,7 +356,10 @@ class WebSocketRelay:
 
     async def delete_connection(self, request: web.Request) -> web.Response:
         """DeleteConnection: close the client's WebSocket (which runs $disconnect)."""
-        connection = await self._live_connection(request)
+        refused = self._refused(request, await request.read())
+        if refused is not None:
+            return refused
+        connection = self._live_connection(request)
         if connection is None:
             return _gone()
         self._forget(connection)

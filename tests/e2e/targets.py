@@ -11,6 +11,7 @@ message. The gaps are limitations of the emulator or of the relay, each listed i
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import urllib.parse
 from collections.abc import Mapping
@@ -112,6 +113,10 @@ class Target:
             dynamodb_options={"endpoint_url": stack.gateway, "verify": str(stack.ca_path)},
             gaps=MINISTACK_GAPS,
         )
+
+    def with_credentials(self, credentials: Credentials) -> Target:
+        """This target, signing with other credentials."""
+        return dataclasses.replace(self, credentials=credentials)
 
     def require(self, gap: str) -> None:
         """Skip the calling test here if this target has ``gap``, with the reason."""

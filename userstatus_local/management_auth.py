@@ -1,0 +1,144 @@
+"""SigV4 checking of the relay's management API, as API Gateway checks ``@connections`` calls.
+
+API Gateway accepts a ``POST|GET|DELETE @connections/{id}`` only with a valid Signature Version 4
+(service ``execute-api``) of credentials allowed to call it; otherwise it answers 403. The relay
+checks the same, against the credentials and region it gives its own functions, so a signing
+bug fails the tests instead of production. The signature is recomputed with botocore's
+``SigV4Auth`` (not the project's own signer, ``userstatus.sigv4``, which it checks) from the
+request as received: its method, raw path and query, the headers it says it signed, its body.
+
+The answers are API Gateway's (status 403, ``x-amzn-ErrorType``, ``{"message": ...}``):
+
+* no ``Authorization`` header: ``MissingAuthenticationTokenException``,
+  "Missing Authentication Token";
+* a key id other than the relay's: ``UnrecognizedClientException``, "The security token
+  included in the request is invalid.";
+* a wrong region or service in the scope, an ``X-Amz-Date`` more than 5 minutes off, or a
+  signature that does not match: ``InvalidSignatureException`` with AWS's texts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+SERVICE = "execute-api"
+# SigV4 requests are refused when their time is this far from the service's clock.
+MAX_CLOCK_SKEW = datetime.timedelta(minutes=5)
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<day>\d{8})/(?P<region>[^/]+)/"
+    r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<headers>[a-z0-9;-]+), ?"
+    r"Signature=(?P<signature>[0-9a-f]{64})"
+)
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check "
+    "your AWS Secret Access Key and signing method. Consult the service documentation for "
+    "details."
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused: API Gateway's error type and message."""
+
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ManagementAuth:
+    """Checks requests against one set of credentials and region."""
+
+    access_key: str
+    secret_key: str
+    token: str | None
+    region: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ManagementAuth:
+        """The credentials and region the relay's functions sign with."""
+        return cls(
+            access_key=environ["AWS_ACCESS_KEY_ID"],
+            secret_key=environ["AWS_SECRET_ACCESS_KEY"],
+            token=environ.get("AWS_SESSION_TOKEN") or None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+
+    def refusal(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: datetime.datetime | None = None,
+    ) -> Refusal | None:
+        """None if the request is signed by these credentials, else why it is refused.
+
+        ``url`` is the scheme, the Host header and the raw path with its query, as received."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        authorization = lowered.get("authorization")
+        if not authorization:
+            return Refusal("MissingAuthenticationTokenException", "Missing Authentication Token")
+        parsed = _AUTHORIZATION.fullmatch(authorization.strip())
+        if parsed is None:
+            return Refusal(
+                "IncompleteSignatureException",
+                f"Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' "
+                f"parameters. Authorization={authorization}",
+            )
+        if parsed["key"] != self.access_key:
+            return Refusal(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        if self.token is not None and lowered.get("x-amz-security-token") != self.token:
+            return Refusal(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        if parsed["region"] != self.region or parsed["service"] != SERVICE:
+            return Refusal(
+                "InvalidSignatureException",
+                f"Credential should be scoped to a valid region and to the service "
+                f"'{SERVICE}' ({self.region}).",
+            )
+        amz_date = lowered.get("x-amz-date", "")
+        try:
+            signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=datetime.UTC
+            )
+        except ValueError:
+            return Refusal("IncompleteSignatureException", "X-Amz-Date is missing or malformed.")
+        moment = now or datetime.datetime.now(datetime.UTC)
+        if abs(moment - signed_at) > MAX_CLOCK_SKEW or amz_date[:8] != parsed["day"]:
+            return Refusal(
+                "InvalidSignatureException",
+                f"Signature expired: {amz_date} is now earlier or later than "
+                f"{moment.strftime('%Y%m%dT%H%M%SZ')} (5 minutes).",
+            )
+        signed_names = parsed["headers"].split(";")
+        if "host" not in signed_names or any(name not in lowered for name in signed_names):
+            return Refusal("InvalidSignatureException", SIGNATURE_MISMATCH)
+        request = AWSRequest(
+            method=method,
+            url=url,
+            headers={name: lowered[name] for name in signed_names},
+            data=body,
+        )
+        request.context["timestamp"] = amz_date
+        signer = SigV4Auth(
+            Credentials(self.access_key, self.secret_key, self.token), SERVICE, self.region
+        )
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
+        if not hmac.compare_digest(expected, parsed["signature"]):
+            return Refusal("InvalidSignatureException", SIGNATURE_MISMATCH)
+        return None
