@@ -40,7 +40,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--messages-table", default=DEFAULTS.messages_table)
     parser.add_argument("--connections-table", default=DEFAULTS.connections_table)
+    parser.add_argument(
+        "--idle-timeout",
+        metavar="SECONDS",
+        type=positive_seconds,
+        default=DEFAULTS.idle_timeout,
+        help="close a WebSocket after this long without a data frame, as API Gateway does "
+        f"({DEFAULTS.idle_timeout:g})",
+    )
+    parser.add_argument(
+        "--max-connection-seconds",
+        metavar="SECONDS",
+        type=positive_seconds,
+        default=DEFAULTS.max_connection_seconds,
+        help="close a WebSocket this long after it connected, as API Gateway does "
+        f"({DEFAULTS.max_connection_seconds:g})",
+    )
     return parser.parse_args(argv)
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds above 0 (argparse reports the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds: {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dynamodb_port=args.dynamodb_port,
             messages_table=args.messages_table,
             connections_table=args.connections_table,
+            idle_timeout=args.idle_timeout,
+            max_connection_seconds=args.max_connection_seconds,
         )
     )
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from userstatus_local.dynamodb import EmbeddedDynamoDB
 from userstatus_local.environment import add_lambda_source_to_path, configure_environment
+from userstatus_local.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 
 LOCAL_STAGE = "local"
 
@@ -34,6 +35,8 @@ class RelayOptions:
     dynamodb_port: int = 0
     messages_table: str = "userstatus-local-messages"
     connections_table: str = "userstatus-local-connections"
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    max_connection_seconds: float = MAX_CONNECTION_SECONDS
 
 
 @dataclass(frozen=True)

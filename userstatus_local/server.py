@@ -79,6 +79,8 @@ async def serve(
         on_stored=broadcaster.wake,
         disconnect_invoker=Invoker(disconnect_executor),
         auth=ManagementAuth.from_environ(os.environ),
+        idle_timeout=options.idle_timeout,
+        max_connection_seconds=options.max_connection_seconds,
     )
     http = HttpRelay(
         http_api.handler,

@@ -38,6 +38,7 @@ from userstatus_local.events import (
     websocket_route,
 )
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
+from userstatus_local.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from userstatus_local.management_auth import ManagementAuth
 
 logger = logging.getLogger("userstatus_local.websocket")
@@ -50,6 +51,7 @@ MAX_OUTBOX_BYTES = 1024 * 1024
 SEND_TIMEOUT_SECONDS = 5.0
 # Closing waits this long for the client's close frame, then aborts the connection.
 CLOSE_TIMEOUT_SECONDS = 2.0
+
 FUNCTION_NAME = "userstatus-local-websocket"
 
 WebSocket = web.WebSocketResponse
@@ -72,6 +74,9 @@ class Connection:
     outbox: asyncio.Queue[tuple[Frame, int]] = field(default_factory=asyncio.Queue)
     outbox_bytes: int = 0
     dropped: bool = False
+    # time.monotonic() of the handshake and of the last data frame in either direction.
+    opened_at: float = field(default_factory=time.monotonic)
+    last_data_at: float = field(default_factory=time.monotonic)
 
     def abort(self) -> None:
         """Cut the TCP connection at once (no close handshake)."""
@@ -89,7 +94,11 @@ class WebSocketRelay:
         on_stored: Callable[[], None] = lambda: None,
         disconnect_invoker: Invoker | None = None,
         auth: ManagementAuth | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_connection_seconds: float = MAX_CONNECTION_SECONDS,
     ) -> None:
+        self._idle_timeout = idle_timeout
+        self._max_connection_seconds = max_connection_seconds
         self._handler = handler
         # None only for tests of other behaviour: the relay always checks signatures.
         self._auth = auth
@@ -169,13 +178,16 @@ class WebSocketRelay:
             await self._disconnect(info, 1006)
             raise
         writer = asyncio.create_task(self._write_frames(connection))
+        connection.opened_at = connection.last_data_at = time.monotonic()
+        closer = asyncio.create_task(self._close_when_idle_or_old(connection))
         connection.accepted.set()
         try:
             await self._receive_frames(connection)
         finally:
             self._forget(connection)
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            closer.cancel()
+            await asyncio.gather(writer, closer, return_exceptions=True)
             await asyncio.shield(self._disconnect(info, socket.close_code or 1006))
         return socket
 
@@ -231,6 +243,26 @@ class WebSocketRelay:
                 # Closing or closed: the receive loop ends and runs $disconnect.
                 return
             connection.outbox_bytes -= size
+            connection.last_data_at = time.monotonic()
+
+    async def _close_when_idle_or_old(self, connection: Connection) -> None:
+        """Close the connection as API Gateway does when no data frame has passed for the
+        idle timeout, or when it reaches the maximum duration (1001; $disconnect then runs)."""
+        while True:
+            now = time.monotonic()
+            idle_at = connection.last_data_at + self._idle_timeout
+            old_at = connection.opened_at + self._max_connection_seconds
+            if now < idle_at and now < old_at:
+                await asyncio.sleep(min(idle_at, old_at) - now)
+                continue
+            reason = "idle timeout" if now >= idle_at else "maximum connection duration"
+            logger.info(
+                "websocket closed by the relay",
+                extra={"connection_id": connection.info.connection_id, "reason": reason},
+            )
+            self._forget(connection)
+            await _close(connection, WSCloseCode.GOING_AWAY, b"Going away")
+            return
 
     async def _connect(
         self, info: WebSocketConnectionInfo, request: web.Request
@@ -263,6 +295,7 @@ class WebSocketRelay:
                 )
                 break
             connection.last_active_ms = int(time.time() * 1000)
+            connection.last_data_at = time.monotonic()
             route = websocket_route(body)
             event = websocket_event(
                 info, route_key=route.route_key, event_type="MESSAGE", body=body

@@ -1,7 +1,8 @@
-"""The relay's WebSocket server as strict as API Gateway, on a real loopback port.
+"""The relay as strict as API Gateway, on real loopback ports.
 
-These run the relay's WebSocket server in-process with a handler the test controls, to hold a
-``$connect`` open while the management API is called.
+The first test runs the relay's WebSocket server in-process with a handler the test controls,
+to hold a ``$connect`` open while the management API is called; the others run the relay
+process with its API Gateway timeouts shortened.
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.wire import TIMEOUT
+from tests.e2e.targets import Target
+from tests.e2e.wire import TIMEOUT, await_until, online_users, receive_json, subscribe
 from userstatus_local.invoke import Invoker
+from userstatus_local.process import RelayProcess
 from userstatus_local.websocket_server import WebSocketRelay
 
 
@@ -86,3 +92,65 @@ def test_a_post_before_connect_has_answered_is_gone_and_one_after_is_delivered()
                 await client.close()
 
     asyncio.run(scenario())
+
+
+IDLE_SECONDS = 1.0
+MAX_CONNECTION_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def short_lived_relay() -> Iterator[RelayProcess]:
+    """A relay with API Gateway's idle timeout and maximum duration shortened."""
+    with RelayProcess.start(
+        "--idle-timeout", str(IDLE_SECONDS), "--max-connection-seconds", str(MAX_CONNECTION_SECONDS)
+    ) as started:
+        yield started
+
+
+def test_an_idle_connection_is_closed_1001_and_disconnected(
+    short_lived_relay: RelayProcess, site: str
+) -> None:
+    target = Target.relay(short_lived_relay)
+
+    async def scenario() -> None:
+        async with subscribe(target, site) as viewer:
+            assert await asyncio.to_thread(online_users, target, site) == 1
+            # Given no data frame either way, the relay closes it after the idle timeout
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(viewer.recv(), IDLE_SECONDS + TIMEOUT)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
+        # and runs $disconnect: the connection is forgotten
+        await await_until(lambda: asyncio.to_thread(lambda: online_users(target, site) == 0))
+
+    asyncio.run(scenario())
+
+
+def test_an_active_connection_outlives_the_idle_timeout_but_not_the_maximum_duration(
+    short_lived_relay: RelayProcess, site: str
+) -> None:
+    target = Target.relay(short_lived_relay)
+
+    async def scenario() -> None:
+        async with subscribe(target, site) as viewer:
+            opened = time.monotonic()
+            # Given a client sending a frame (and getting an answer) more often than the idle
+            # timeout
+            with pytest.raises(ConnectionClosed) as closed:
+                await keep_busy(viewer)
+            lived = time.monotonic() - opened
+            # Then it stays open past the idle timeout, and is closed 1001 at the maximum
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
+            assert lived >= MAX_CONNECTION_SECONDS - 0.1
+        await await_until(lambda: asyncio.to_thread(lambda: online_users(target, site) == 0))
+
+    asyncio.run(scenario())
+
+
+async def keep_busy(viewer: ClientConnection) -> None:
+    """Send a frame and read its answer every quarter of the idle timeout, until closed."""
+    while True:
+        await viewer.send(json.dumps({"action": "ping"}))
+        assert (await receive_json(viewer))["field"] == "action"
+        await asyncio.sleep(IDLE_SECONDS / 4)
