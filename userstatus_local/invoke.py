@@ -1,13 +1,20 @@
-"""Running the synchronous Lambda handlers off the event loop.
+"""Running the synchronous Lambda handlers off the event loop, with Lambda's response limit.
 
 The handlers block (boto3 calls, and the broadcaster posting to this relay's own management
 API over HTTP), so every invocation runs in a worker thread; running one on the event loop
 would deadlock the management API it is waiting for.
+
+Lambda refuses a synchronous response over 6 MB serialized (6,291,456 bytes, "Invocation
+payload (request and response)", docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
+the invocation fails, and API Gateway answers 500. The relay does the same: an answer whose
+JSON (as the Python 3.13 runtime serializes it: UTF-8, non-ASCII kept) passes the limit is a
+failed invocation (``HandlerCrashed``), logged as Lambda reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +25,7 @@ from userstatus_local.events import LambdaContext
 logger = logging.getLogger("userstatus_local.invoke")
 
 LambdaHandler = Callable[[Mapping[str, Any], Any], Any]
+MAX_RESPONSE_BYTES = 6_291_456
 
 
 class HandlerCrashed(Exception):
@@ -37,10 +45,30 @@ class Invoker:
         loop = asyncio.get_running_loop()
         context = LambdaContext(function_name)
         try:
-            return await loop.run_in_executor(self._executor, handler, event, context)
+            answer = await loop.run_in_executor(self._executor, handler, event, context)
         except Exception as error:
             logger.exception(
                 "handler raised",
                 extra={"function": function_name, "requestId": context.aws_request_id},
             )
             raise HandlerCrashed(function_name) from error
+        size = response_size(answer)
+        if size > MAX_RESPONSE_BYTES:
+            logger.error(
+                "Response payload size exceeded maximum allowed payload size",
+                extra={
+                    "function": function_name,
+                    "requestId": context.aws_request_id,
+                    "bytes": size,
+                    "limit": MAX_RESPONSE_BYTES,
+                },
+            )
+            raise HandlerCrashed(function_name)
+        return answer
+
+
+def response_size(answer: Any) -> int:
+    """Bytes of the answer as Lambda's Python runtime serializes it."""
+    if answer is None:
+        return 4
+    return len(json.dumps(answer, ensure_ascii=False, default=str).encode())

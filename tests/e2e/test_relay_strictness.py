@@ -24,7 +24,8 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.targets import Target
 from tests.e2e.wire import TIMEOUT, await_until, online_users, receive_json, subscribe
-from userstatus_local.invoke import Invoker
+from userstatus_local.http_server import HttpRelay
+from userstatus_local.invoke import MAX_RESPONSE_BYTES, Invoker
 from userstatus_local.process import RelayProcess
 from userstatus_local.websocket_server import WebSocketRelay
 
@@ -51,16 +52,11 @@ async def websocket_server(handler: HeldConnect) -> AsyncIterator[str]:
     """The relay's WebSocket server on a free loopback port; its base URL."""
     with ThreadPoolExecutor(4) as executor:
         relay = WebSocketRelay(handler, Invoker(executor))
-        runner = web.AppRunner(relay.application())
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
         try:
-            sockets = site._server.sockets if site._server else []
-            yield f"127.0.0.1:{sockets[0].getsockname()[1]}"
+            async with served(relay.application()) as address:
+                yield address
         finally:
             handler.release.set()
-            await runner.cleanup()
 
 
 def test_a_post_before_connect_has_answered_is_gone_and_one_after_is_delivered() -> None:
@@ -154,3 +150,51 @@ async def keep_busy(viewer: ClientConnection) -> None:
         await viewer.send(json.dumps({"action": "ping"}))
         assert (await receive_json(viewer))["field"] == "action"
         await asyncio.sleep(IDLE_SECONDS / 4)
+
+
+def answering(body: str) -> Any:
+    """An HTTP handler that answers 200 with ``body``, whatever it is asked."""
+
+    def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+        return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": body}
+
+    return handler
+
+
+def test_an_answer_over_lambdas_6_mb_is_refused_as_lambda_refuses_it() -> None:
+    # The serialized response is what counts: the status, the headers and the body as a JSON
+    # string (here 2 bytes per "é"), 6,291,456 bytes at most.
+    envelope = len(json.dumps(answering("")({}, None), ensure_ascii=False).encode())
+    fits = "é" * ((MAX_RESPONSE_BYTES - envelope) // 2)
+    too_big = fits + "é"
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(2) as executor:
+            for body, status in ((fits, 200), (too_big, 500)):
+                relay = HttpRelay(answering(body), Invoker(executor), websocket_port=0)
+                async with (
+                    served(relay.application()) as address,
+                    aiohttp.ClientSession() as session,
+                    session.get(f"http://{address}/recent-logs?site=tst") as answer,
+                ):
+                    assert answer.status == status
+                    if status == 500:
+                        assert await answer.json() == {"message": "Internal Server Error"}
+                    else:
+                        assert await answer.text() == body
+
+    asyncio.run(scenario())
+
+
+@asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on a free loopback port; its address."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        sockets = site._server.sockets if site._server else []
+        yield f"127.0.0.1:{sockets[0].getsockname()[1]}"
+    finally:
+        await runner.cleanup()
