@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CDK entry point: ``cdk synth|deploy -c stage=dev|prod`` builds one stack for that stage.
 
-This is the only module that knows the stages and reads CDK context. It also registers the
-cdk-nag AwsSolutions checks, so a synth with an unacknowledged finding fails.
+This is the only module that reads CDK context; the stages themselves are in
+``userstatus_stack/stages.py`` (``STAGES``). It also registers the cdk-nag AwsSolutions checks,
+so a synth with an unacknowledged finding fails.
 """
 
 from __future__ import annotations
@@ -13,40 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
 
-from aws_cdk import App, RemovalPolicy, Validations
-from aws_cdk import aws_logs as logs
+from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from userstatus_stack.config import SharedDomain, StageConfig, StageConfigError
 from userstatus_stack.stack import UserStatusStack, stack_name
+from userstatus_stack.stages import STAGES
 
 DEFAULT_STAGE = "dev"
-
-STAGES: dict[str, StageConfig] = {
-    "dev": StageConfig(
-        stage="dev",
-        message_retention_days=7,
-        throttle_rate_limit=20,
-        throttle_burst_limit=40,
-        cors_allowed_origins=("*",),
-        log_retention=logs.RetentionDays.ONE_WEEK,
-        removal_policy=RemovalPolicy.DESTROY,
-        broadcast_memory_mb=512,
-    ),
-    "prod": StageConfig(
-        stage="prod",
-        message_retention_days=7,
-        throttle_rate_limit=100,
-        throttle_burst_limit=200,
-        cors_allowed_origins=("https://www.photonranch.org", "https://photonranch.org"),
-        log_retention=logs.RetentionDays.THREE_MONTHS,
-        removal_policy=RemovalPolicy.RETAIN,
-        broadcast_memory_mb=1024,
-        # Give the destination at deploy time: -c alarm_email=ADDRESS or -c alarm_topic_arn=ARN.
-        alarm_destination_required=True,
-    ),
-}
-
 
 # The existing URLs are https://logs.photonranch.org/<key>/newlog; prod owns the domain name.
 API_MAPPING_KEYS: dict[str, str] = {"dev": "dev", "prod": "logs"}

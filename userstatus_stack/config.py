@@ -1,7 +1,10 @@
 """Typed, frozen settings of one deployment stage.
 
-``app.py`` picks one ``StageConfig`` per stage and passes it to the stack; the stack and its
-constructs never read CDK context or environment variables themselves.
+``app.py`` picks one ``StageConfig`` per stage (``userstatus_stack.stages``) and passes it to
+the stack; the stack and its constructs never read CDK context or environment variables
+themselves. Plain values only (aws_cdk is imported by the two properties that translate them),
+so the local relay reads the same settings (function timeouts and memory, the event source
+mapping's) without starting jsii.
 """
 
 from __future__ import annotations
@@ -23,6 +26,21 @@ _STAGE_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 _SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _API_MAPPING_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+# CloudWatch's retention periods this app uses, by days: the name of CDK's RetentionDays member.
+LOG_RETENTION_NAMES = {
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+}
 
 
 class StageConfigError(ValueError):
@@ -87,8 +105,10 @@ class StageConfig:
     throttle_rate_limit: int = 20
     throttle_burst_limit: int = 40
     cors_allowed_origins: tuple[str, ...] = ("*",)
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_WEEK
-    removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    # Days CloudWatch keeps the functions' and APIs' logs (one of LOG_RETENTION_NAMES).
+    log_retention_days: int = 7
+    # Keep the tables, log groups and failure queue when the stack is deleted.
+    retain_data: bool = False
     api_memory_mb: int = 256
     api_timeout_seconds: int = 10
     broadcast_memory_mb: int = 512
@@ -118,6 +138,11 @@ class StageConfig:
         if not self.cors_allowed_origins:
             raise StageConfigError("cors_allowed_origins needs at least one origin (or '*')")
         _check_range("message_retention_days", self.message_retention_days, 1, 3650)
+        if self.log_retention_days not in LOG_RETENTION_NAMES:
+            raise StageConfigError(
+                f"log_retention_days must be one of {sorted(LOG_RETENTION_NAMES)}, "
+                f"got {self.log_retention_days}"
+            )
         _check_range("throttle_rate_limit", self.throttle_rate_limit, 1, 10_000)
         _check_range("throttle_burst_limit", self.throttle_burst_limit, 1, 5_000)
         _check_range("api_memory_mb", self.api_memory_mb, 128, 10_240)
@@ -159,8 +184,25 @@ class StageConfig:
                 f"stage {self.stage} must say where its alarms go: "
                 f"cdk synth|deploy -c stage={self.stage} -c alarm_email=ADDRESS "
                 "(a topic is created with that address subscribed) or -c alarm_topic_arn=ARN "
-                "(an existing SNS topic), or set one on the stage in STAGES (app.py)"
+                "(an existing SNS topic), or set one on the stage in STAGES (userstatus_stack/stages.py)"
             )
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        """``log_retention_days`` as CDK's value."""
+        from aws_cdk import aws_logs
+
+        retention: logs.RetentionDays = getattr(
+            aws_logs.RetentionDays, LOG_RETENTION_NAMES[self.log_retention_days]
+        )
+        return retention
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        """``retain_data`` as CDK's removal policy."""
+        from aws_cdk import RemovalPolicy
+
+        return RemovalPolicy.RETAIN if self.retain_data else RemovalPolicy.DESTROY
 
     @property
     def cors_allowed_origins_env(self) -> str:
