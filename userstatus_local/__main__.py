@@ -56,6 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="close a WebSocket this long after it connected, as API Gateway does "
         f"({DEFAULTS.max_connection_seconds:g})",
     )
+    parser.add_argument(
+        "--stage",
+        default=DEFAULTS.stage,
+        help="run the functions with this stage's timeouts and memory, and poll the stream with "
+        f"its event source mapping settings (userstatus_stack/stages.py; {DEFAULTS.stage})",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             connections_table=args.connections_table,
             idle_timeout=args.idle_timeout,
             max_connection_seconds=args.max_connection_seconds,
+            stage=args.stage,
         )
     )
 

@@ -52,8 +52,9 @@ class BroadcasterStartError(RuntimeError):
 class BroadcasterProcess:
     """The relay's handle on the broadcaster child: start, wake, stop."""
 
-    def __init__(self, stream_arn: str) -> None:
+    def __init__(self, stream_arn: str, *, stage: str = "dev") -> None:
         self._stream_arn = stream_arn
+        self._stage = stage
         self._process: subprocess.Popen[bytes] | None = None
         self._stdin: IO[bytes] | None = None
         self._lock = threading.Lock()
@@ -61,7 +62,14 @@ class BroadcasterProcess:
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start the child (inheriting this process's environment) and wait for READY."""
         process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-m", "userstatus_local.broadcaster", self._stream_arn],
+            [
+                sys.executable,
+                "-m",
+                "userstatus_local.broadcaster",
+                "--stage",
+                self._stage,
+                self._stream_arn,
+            ],
             cwd=_PACKAGE_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -139,15 +147,27 @@ def _read_ready(process: subprocess.Popen[bytes], timeout: float) -> bool:
     return received == READY_LINE
 
 
-def serve(stream_arn: str, wakes: IO[bytes], ready: IO[bytes]) -> None:
-    """Poll the stream into ``broadcast.handler`` until ``wakes`` reaches its end."""
+def serve(stream_arn: str, wakes: IO[bytes], ready: IO[bytes], *, stage: str = "dev") -> None:
+    """Poll the stream into ``broadcast.handler`` until ``wakes`` reaches its end, with the
+    stage's event source mapping settings and the broadcast function's timeout and memory."""
     import boto3
 
     from userstatus import broadcast
     from userstatus_local.stream_poller import StreamPoller
+    from userstatus_stack.stages import STAGES
 
+    config = STAGES[stage]
     streams = boto3.client("dynamodbstreams", config=CLIENT_CONFIG)
-    poller = StreamPoller(streams, stream_arn, broadcast.handler)
+    poller = StreamPoller(
+        streams,
+        stream_arn,
+        broadcast.handler,
+        batch_size=config.broadcast_batch_size,
+        # The event source mapping's MaximumRetryAttempts counts retries, not attempts.
+        max_attempts=config.broadcast_retry_attempts + 1,
+        timeout_seconds=config.broadcast_timeout_seconds,
+        memory_mb=config.broadcast_memory_mb,
+    )
     poller.start()
     ready.write(READY_LINE)
     ready.flush()
@@ -162,13 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run until stdin ends; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m userstatus_local.broadcaster")
     parser.add_argument("stream_arn", help="the messages table's stream")
+    parser.add_argument("--stage", default="dev", help="whose settings to poll with")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     add_lambda_source_to_path()
     from userstatus.logs import configure_logging
 
     configure_logging()
-    serve(args.stream_arn, sys.stdin.buffer, sys.stdout.buffer)
+    serve(args.stream_arn, sys.stdin.buffer, sys.stdout.buffer, stage=args.stage)
     return 0
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from userstatus_local.events import LambdaContext
+from userstatus_local.events import LAMBDA_TIMEOUT_SECONDS, LambdaContext
 
 logger = logging.getLogger("userstatus_local.invoke")
 
@@ -33,19 +33,40 @@ class HandlerCrashed(Exception):
 
 
 class Invoker:
-    """Invokes one handler per call in a thread pool, as one Lambda function would."""
+    """Invokes one handler per call in a thread pool, as one Lambda function would, with that
+    function's timeout and memory size (the context reports both; a handler still running at
+    its timeout is a failed invocation, as Lambda's "Task timed out", and its thread is left to
+    finish: Python cannot stop it)."""
 
-    def __init__(self, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        *,
+        timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS,
+        memory_mb: int = 256,
+    ) -> None:
         self._executor = executor
+        self._timeout = timeout_seconds
+        self._memory_mb = memory_mb
 
     async def invoke(
         self, handler: LambdaHandler, event: Mapping[str, Any], function_name: str
     ) -> Any:
         """The handler's answer; HandlerCrashed if it raised."""
         loop = asyncio.get_running_loop()
-        context = LambdaContext(function_name)
+        context = LambdaContext(
+            function_name, timeout_seconds=self._timeout, memory_limit_in_mb=self._memory_mb
+        )
         try:
-            answer = await loop.run_in_executor(self._executor, handler, event, context)
+            answer = await asyncio.wait_for(
+                loop.run_in_executor(self._executor, handler, event, context), self._timeout
+            )
+        except TimeoutError as error:
+            logger.error(
+                f"Task timed out after {self._timeout:.2f} seconds",
+                extra={"function": function_name, "requestId": context.aws_request_id},
+            )
+            raise HandlerCrashed(function_name) from error
         except Exception as error:
             logger.exception(
                 "handler raised",

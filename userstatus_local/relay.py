@@ -37,6 +37,8 @@ class RelayOptions:
     connections_table: str = "userstatus-local-connections"
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
     max_connection_seconds: float = MAX_CONNECTION_SECONDS
+    # The stage (userstatus_stack/stages.py) whose function and stream settings are imitated.
+    stage: str = "dev"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,14 @@ def run(options: RelayOptions) -> int:
             embedded=embedded is not None,
         )
         add_lambda_source_to_path()
+        from userstatus_stack.stages import STAGES
+
+        if options.stage not in STAGES:
+            sys.stderr.write(
+                f"userstatus_local: unknown stage {options.stage!r}: "
+                f"use --stage <{'|'.join(sorted(STAGES))}>\n"
+            )
+            return 2
         from userstatus_local.server import serve
 
         return asyncio.run(serve(options, addresses, http_socket, ws_socket))

@@ -28,6 +28,7 @@ from userstatus_local.invoke import Invoker
 from userstatus_local.management_auth import ManagementAuth
 from userstatus_local.relay import RelayAddresses, RelayOptions
 from userstatus_local.websocket_server import WebSocketRelay
+from userstatus_stack.stages import STAGES
 
 logger = logging.getLogger("userstatus_local")
 
@@ -72,19 +73,34 @@ async def serve(
     disconnect_executor = ThreadPoolExecutor(
         DISCONNECT_HANDLER_THREADS, thread_name_prefix="lambda-disconnect"
     )
-    broadcaster = BroadcasterProcess(stream_arn)
+    # The functions as the stage deploys them: the same settings the stack reads.
+    stage = STAGES[options.stage]
+    api_function = {"timeout_seconds": stage.api_timeout_seconds, "memory_mb": stage.api_memory_mb}
+    logger.info(
+        "functions as deployed",
+        extra={
+            "stage": stage.stage,
+            "api_timeout_seconds": stage.api_timeout_seconds,
+            "api_memory_mb": stage.api_memory_mb,
+            "broadcast_timeout_seconds": stage.broadcast_timeout_seconds,
+            "broadcast_memory_mb": stage.broadcast_memory_mb,
+            "broadcast_batch_size": stage.broadcast_batch_size,
+            "broadcast_retry_attempts": stage.broadcast_retry_attempts,
+        },
+    )
+    broadcaster = BroadcasterProcess(stream_arn, stage=stage.stage)
     websockets = WebSocketRelay(
         websocket_api.handler,
-        Invoker(websocket_executor),
+        Invoker(websocket_executor, **api_function),
         on_stored=broadcaster.wake,
-        disconnect_invoker=Invoker(disconnect_executor),
+        disconnect_invoker=Invoker(disconnect_executor, **api_function),
         auth=ManagementAuth.from_environ(os.environ),
         idle_timeout=options.idle_timeout,
         max_connection_seconds=options.max_connection_seconds,
     )
     http = HttpRelay(
         http_api.handler,
-        Invoker(http_executor),
+        Invoker(http_executor, **api_function),
         websocket_port=ws_socket.getsockname()[1],
         on_stored=broadcaster.wake,
     )

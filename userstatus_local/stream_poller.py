@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from userstatus_local.events import LambdaContext, stream_record
+from userstatus_local.events import LAMBDA_TIMEOUT_SECONDS, LambdaContext, stream_record
 
 logger = logging.getLogger("userstatus_local.stream")
 
@@ -42,7 +42,11 @@ class StreamPoller:
         function_name: str = "userstatus-local-broadcast",
         batch_size: int = 100,
         max_attempts: int = 3,
+        timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS,
+        memory_mb: int = 512,
     ) -> None:
+        self._timeout = timeout_seconds
+        self._memory_mb = memory_mb
         self._client = streams_client
         self._arn = stream_arn
         self._handler = handler
@@ -113,7 +117,12 @@ class StreamPoller:
     def _invoke_with_retries(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                answer = self._handler({"Records": batch}, LambdaContext(self._function_name))
+                context = LambdaContext(
+                    self._function_name,
+                    timeout_seconds=self._timeout,
+                    memory_limit_in_mb=self._memory_mb,
+                )
+                answer = self._handler({"Records": batch}, context)
                 failed = _failed_sequence_numbers(answer)
             except Exception:
                 # A function error: Lambda retries the whole batch.

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
-
-from aws_cdk import RemovalPolicy
-from aws_cdk import aws_logs as logs
+from typing import TYPE_CHECKING, Literal
 
 from userstatus.deadline import ATTEMPT_NEEDS_SECONDS
+
+if TYPE_CHECKING:
+    from aws_cdk import RemovalPolicy
+    from aws_cdk import aws_logs as logs
 
 PostAuth = Literal["none", "iam"]
 POST_AUTH_CHOICES: tuple[PostAuth, ...] = ("none", "iam")
@@ -184,7 +185,8 @@ class StageConfig:
                 f"stage {self.stage} must say where its alarms go: "
                 f"cdk synth|deploy -c stage={self.stage} -c alarm_email=ADDRESS "
                 "(a topic is created with that address subscribed) or -c alarm_topic_arn=ARN "
-                "(an existing SNS topic), or set one on the stage in STAGES (userstatus_stack/stages.py)"
+                "(an existing SNS topic), or set one on the stage in STAGES "
+                "(userstatus_stack/stages.py)"
             )
 
     @property

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -26,8 +28,9 @@ from tests.e2e.targets import Target
 from tests.e2e.wire import TIMEOUT, await_until, online_users, receive_json, subscribe
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import MAX_RESPONSE_BYTES, Invoker
-from userstatus_local.process import RelayProcess
+from userstatus_local.process import REPOSITORY_ROOT, RelayProcess
 from userstatus_local.websocket_server import WebSocketRelay
+from userstatus_stack.stages import STAGES
 
 
 class HeldConnect:
@@ -198,3 +201,62 @@ async def served(app: web.Application) -> AsyncIterator[str]:
         yield f"127.0.0.1:{sockets[0].getsockname()[1]}"
     finally:
         await runner.cleanup()
+
+
+def test_a_handler_still_running_at_its_timeout_is_a_failed_invocation() -> None:
+    # Given a function with a 0.5 s timeout whose handler takes 2 s
+    seen_remaining: list[int] = []
+
+    def slow(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        seen_remaining.append(context.get_remaining_time_in_millis())
+        time.sleep(2)
+        return {"statusCode": 200, "body": "too late"}
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as executor:
+            invoker = Invoker(executor, timeout_seconds=0.5, memory_mb=128)
+            relay = HttpRelay(slow, invoker, websocket_port=0)
+            async with (
+                served(relay.application()) as address,
+                aiohttp.ClientSession() as session,
+                session.get(f"http://{address}/recent-logs?site=tst") as answer,
+            ):
+                # Then the caller gets API Gateway's 500, not the late answer
+                assert answer.status == 500
+                assert await answer.json() == {"message": "Internal Server Error"}
+
+    asyncio.run(scenario())
+    # and the handler was told its real time
+    [remaining] = seen_remaining
+    assert 0 < remaining <= 500
+
+
+def test_the_relay_runs_the_functions_with_the_stages_settings() -> None:
+    # Given the relay started for prod
+    with RelayProcess.start("--stage", "prod") as relay:
+        [record] = [r for r in relay.log_records() if r.get("message") == "functions as deployed"]
+    # Then its functions run with prod's settings, read from the stack's own stage config
+    prod = STAGES["prod"]
+    assert record["stage"] == "prod"
+    assert (record["api_timeout_seconds"], record["api_memory_mb"]) == (
+        prod.api_timeout_seconds,
+        prod.api_memory_mb,
+    )
+    assert (record["broadcast_timeout_seconds"], record["broadcast_memory_mb"]) == (
+        prod.broadcast_timeout_seconds,
+        prod.broadcast_memory_mb,
+    )
+    assert record["broadcast_batch_size"] == prod.broadcast_batch_size
+
+
+def test_an_unknown_stage_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "userstatus_local", "--stage", "qa", "--http-port", "0"],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown stage 'qa': use --stage <dev|prod>" in result.stderr

@@ -114,3 +114,22 @@ def test_cdk_synth_of_prod_without_alarm_destination_exits_with_the_reason() -> 
     result = run_app(stage="prod")
     assert result.returncode == 1
     assert "error: stage prod must say where its alarms go" in result.stderr
+
+
+def test_the_stages_are_read_without_starting_jsii() -> None:
+    # The local relay reads the stages: importing them must not import aws_cdk (which starts a
+    # Node.js process).
+    check = (
+        "import sys, userstatus_stack.stages; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aws_cdk', 'jsii')))"
+    )
+    result = subprocess.run(  # noqa: S603 (this interpreter, a fixed program)
+        [sys.executable, "-c", check],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "lambda_src")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
