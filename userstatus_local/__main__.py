@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from userstatus_local.faults import Faults
 from userstatus_local.relay import RelayOptions, run
 
 DEFAULTS = RelayOptions()
@@ -62,7 +64,50 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run the functions with this stage's timeouts and memory, and poll the stream with "
         f"its event source mapping settings (userstatus_stack/stages.py; {DEFAULTS.stage})",
     )
+    parser.add_argument(
+        "--failure-queue",
+        metavar="FILE",
+        type=Path,
+        help="append the stream batches given up on here (JSON lines, as Lambda sends them to "
+        "the stack's SQS failure queue); default: a file of the run's own, named on READY",
+    )
+    faults = parser.add_argument_group(
+        "faults on purpose", "each hits a share (0 to 1) of its events, at random"
+    )
+    faults.add_argument(
+        "--fault-drop-disconnect",
+        metavar="SHARE",
+        type=share,
+        default=0.0,
+        help="run no $disconnect for closing connections (API Gateway's is best-effort)",
+    )
+    faults.add_argument(
+        "--fault-post-429",
+        metavar="SHARE",
+        type=share,
+        default=0.0,
+        help="answer @connections posts 429 Rate exceeded (API Gateway's account throttling)",
+    )
+    faults.add_argument(
+        "--fault-throttle-dynamodb",
+        metavar="SHARE",
+        type=share,
+        default=0.0,
+        help="fail the functions' DynamoDB calls as throttled "
+        "(ProvisionedThroughputExceededException, after the SDK's retries)",
+    )
     return parser.parse_args(argv)
+
+
+def share(text: str) -> float:
+    """A share from 0 to 1 (argparse reports the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1: {text!r}")
+    return value
 
 
 def positive_seconds(text: str) -> float:
@@ -91,6 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout,
             max_connection_seconds=args.max_connection_seconds,
             stage=args.stage,
+            failure_queue=args.failure_queue,
+            faults=Faults(
+                drop_disconnect=args.fault_drop_disconnect,
+                post_429=args.fault_post_429,
+                throttle_dynamodb=args.fault_throttle_dynamodb,
+            ),
         )
     )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import select
@@ -29,12 +30,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from userstatus_local.dynamodb import CLIENT_CONFIG
 from userstatus_local.environment import add_lambda_source_to_path
+from userstatus_local.faults import Faults
 
 logger = logging.getLogger("userstatus_local.broadcaster")
 
@@ -52,9 +54,18 @@ class BroadcasterStartError(RuntimeError):
 class BroadcasterProcess:
     """The relay's handle on the broadcaster child: start, wake, stop."""
 
-    def __init__(self, stream_arn: str, *, stage: str = "dev") -> None:
+    def __init__(
+        self,
+        stream_arn: str,
+        *,
+        stage: str = "dev",
+        failure_queue: Path | None = None,
+        throttle_dynamodb: float = 0.0,
+    ) -> None:
         self._stream_arn = stream_arn
         self._stage = stage
+        self._failure_queue = failure_queue
+        self._throttle_dynamodb = throttle_dynamodb
         self._process: subprocess.Popen[bytes] | None = None
         self._stdin: IO[bytes] | None = None
         self._lock = threading.Lock()
@@ -68,6 +79,9 @@ class BroadcasterProcess:
                 "userstatus_local.broadcaster",
                 "--stage",
                 self._stage,
+                *(["--failure-queue", str(self._failure_queue)] if self._failure_queue else []),
+                "--fault-throttle-dynamodb",
+                str(self._throttle_dynamodb),
                 self._stream_arn,
             ],
             cwd=_PACKAGE_ROOT,
@@ -147,16 +161,29 @@ def _read_ready(process: subprocess.Popen[bytes], timeout: float) -> bool:
     return received == READY_LINE
 
 
-def serve(stream_arn: str, wakes: IO[bytes], ready: IO[bytes], *, stage: str = "dev") -> None:
+def serve(
+    stream_arn: str,
+    wakes: IO[bytes],
+    ready: IO[bytes],
+    *,
+    stage: str = "dev",
+    failure_queue: Path | None = None,
+    faults: Faults | None = None,
+) -> None:
     """Poll the stream into ``broadcast.handler`` until ``wakes`` reaches its end, with the
-    stage's event source mapping settings and the broadcast function's timeout and memory."""
+    stage's event source mapping settings and the broadcast function's timeout and memory;
+    batches given up on are appended to ``failure_queue`` (JSON lines), as Lambda sends them to
+    the stack's SQS failure queue."""
     import boto3
 
     from userstatus import broadcast
+    from userstatus.runtime import runtime
     from userstatus_local.stream_poller import StreamPoller
     from userstatus_stack.stages import STAGES
 
     config = STAGES[stage]
+    if faults is not None:
+        faults.install_dynamodb_throttling(runtime().messages._client)
     streams = boto3.client("dynamodbstreams", config=CLIENT_CONFIG)
     poller = StreamPoller(
         streams,
@@ -167,6 +194,9 @@ def serve(stream_arn: str, wakes: IO[bytes], ready: IO[bytes], *, stage: str = "
         max_attempts=config.broadcast_retry_attempts + 1,
         timeout_seconds=config.broadcast_timeout_seconds,
         memory_mb=config.broadcast_memory_mb,
+        bisect_on_error=config.broadcast_bisect_on_error,
+        max_record_age_seconds=config.broadcast_max_record_age_seconds,
+        on_failure=None if failure_queue is None else _appender(failure_queue),
     )
     poller.start()
     ready.write(READY_LINE)
@@ -178,18 +208,37 @@ def serve(stream_arn: str, wakes: IO[bytes], ready: IO[bytes], *, stage: str = "
         poller.stop()
 
 
+def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
+    """Append each failure to ``path`` as one JSON line."""
+
+    def append(failure: dict[str, Any]) -> None:
+        with path.open("a", encoding="utf-8") as queue:
+            queue.write(json.dumps(failure) + "\n")
+
+    return append
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until stdin ends; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m userstatus_local.broadcaster")
     parser.add_argument("stream_arn", help="the messages table's stream")
     parser.add_argument("--stage", default="dev", help="whose settings to poll with")
+    parser.add_argument("--failure-queue", type=Path, help="append given-up batches here")
+    parser.add_argument("--fault-throttle-dynamodb", type=float, default=0.0)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     add_lambda_source_to_path()
     from userstatus.logs import configure_logging
 
     configure_logging()
-    serve(args.stream_arn, sys.stdin.buffer, sys.stdout.buffer, stage=args.stage)
+    serve(
+        args.stream_arn,
+        sys.stdin.buffer,
+        sys.stdout.buffer,
+        stage=args.stage,
+        failure_queue=args.failure_queue,
+        faults=Faults(throttle_dynamodb=args.fault_throttle_dynamodb),
+    )
     return 0
 
 

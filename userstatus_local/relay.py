@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from userstatus_local.dynamodb import EmbeddedDynamoDB
 from userstatus_local.environment import add_lambda_source_to_path, configure_environment
+from userstatus_local.faults import Faults
 from userstatus_local.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 
 LOCAL_STAGE = "local"
@@ -39,6 +41,9 @@ class RelayOptions:
     max_connection_seconds: float = MAX_CONNECTION_SECONDS
     # The stage (userstatus_stack/stages.py) whose function and stream settings are imitated.
     stage: str = "dev"
+    # Where batches the stream poller gives up on go (JSON lines); None: a file of the run's own.
+    failure_queue: Path | None = None
+    faults: Faults = field(default_factory=Faults)
 
 
 @dataclass(frozen=True)

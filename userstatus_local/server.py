@@ -10,10 +10,13 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import boto3
 from aiohttp import web
@@ -65,6 +68,10 @@ async def serve(
     )
     # Build the handlers' per-process state once, here, rather than racing in worker threads.
     await asyncio.to_thread(runtime)
+    options.faults.install_dynamodb_throttling(runtime().messages._client)
+    run_dir = Path(tempfile.mkdtemp(prefix="userstatus-relay-run-"))
+    failure_queue = options.failure_queue or run_dir / "failure-queue.jsonl"
+    failure_queue.touch()
 
     http_executor = ThreadPoolExecutor(HTTP_HANDLER_THREADS, thread_name_prefix="lambda-http")
     websocket_executor = ThreadPoolExecutor(
@@ -88,7 +95,12 @@ async def serve(
             "broadcast_retry_attempts": stage.broadcast_retry_attempts,
         },
     )
-    broadcaster = BroadcasterProcess(stream_arn, stage=stage.stage)
+    broadcaster = BroadcasterProcess(
+        stream_arn,
+        stage=stage.stage,
+        failure_queue=failure_queue,
+        throttle_dynamodb=options.faults.throttle_dynamodb,
+    )
     websockets = WebSocketRelay(
         websocket_api.handler,
         Invoker(websocket_executor, **api_function),
@@ -97,6 +109,7 @@ async def serve(
         auth=ManagementAuth.from_environ(os.environ),
         idle_timeout=options.idle_timeout,
         max_connection_seconds=options.max_connection_seconds,
+        faults=options.faults,
     )
     http = HttpRelay(
         http_api.handler,
@@ -117,7 +130,7 @@ async def serve(
             return 1
         broadcaster_exit = asyncio.ensure_future(asyncio.to_thread(broadcaster.wait))
         broadcaster_exit.add_done_callback(lambda _: stop.set())
-        print_banner(addresses)
+        print_banner(addresses, failure_queue)
         await stop.wait()
         if broadcaster_exit.done():
             logger.error(
@@ -133,11 +146,12 @@ async def serve(
         await http_runner.cleanup()
         for executor in (http_executor, websocket_executor, disconnect_executor):
             executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
         logger.info("stopped")
     return exit_status
 
 
-def print_banner(addresses: RelayAddresses) -> None:
+def print_banner(addresses: RelayAddresses, failure_queue: Path) -> None:
     """The URLs, two ready-to-paste examples and the READY line, on stdout."""
     body = '{"site": "tst", "log_message": "hello from curl", "log_level": "info"}'
     curl = (
@@ -152,6 +166,7 @@ def print_banner(addresses: RelayAddresses) -> None:
         f"  Viewer      {addresses.http_url}/?site=tst",
         f"  Management  {addresses.management_endpoint}/@connections/{{id}}",
         f"  DynamoDB    {addresses.dynamodb_url}  ({dynamodb})",
+        f"  Failures    {failure_queue}  (stream batches given up on)",
         "",
         "Subscribe (in one terminal):",
         f"  python -m websockets '{addresses.ws_url}/?site=tst'",
@@ -162,7 +177,8 @@ def print_banner(addresses: RelayAddresses) -> None:
         f"READY http={addresses.http_url} ws={addresses.ws_url} "
         f"dynamodb={addresses.dynamodb_url} "
         f"messages_table={runtime().settings.messages_table} "
-        f"connections_table={runtime().settings.connections_table}",
+        f"connections_table={runtime().settings.connections_table} "
+        f"failure_queue={failure_queue}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()

@@ -2,9 +2,21 @@
 
 A thread reads every shard of the stream (shards open at start from LATEST, shards found later
 from TRIM_HORIZON), hands new records to the handler in batches of at most ``batch_size`` in
-the Lambda event shape, and honours the partial-failure answer (``batchItemFailures``): the
-batch is retried from the lowest failed sequence number, at most ``max_attempts`` times in all,
-then the failed records are logged and skipped. The relay wakes it after each route that
+the Lambda event shape, and behaves as the stack's event source mapping is configured
+(``userstatus_stack/broadcaster.py``, from the same stage settings):
+
+* the partial-failure answer (``batchItemFailures``) is honoured: the batch is retried from the
+  lowest failed sequence number;
+* a function error (the handler raised) splits the batch in two, each half retried on its own
+  (``BisectBatchOnFunctionError``), with what is left of the attempts;
+* a batch is tried at most ``max_attempts`` times in all (``MaximumRetryAttempts`` + 1);
+* records older than ``max_record_age_seconds`` when their turn comes are not handed over
+  (``MaximumRecordAgeInSeconds``);
+* records given up on either way are described to ``on_failure`` in the shape Lambda sends to
+  the on-failure destination (the SQS failure queue): ``requestContext.condition``
+  ``RetryAttemptsExhausted`` or ``RecordAgeExceeded`` and ``DDBStreamBatchInfo`` (shard,
+  first and last sequence numbers, batch size), then skipped.
+ The relay wakes it after each route that
 stores a message, so those are polled at once; while idle it polls every ``IDLE_POLL_SECONDS``
 (0.25 s), so writes that bypass the relay's routes are seen within that. New shards are looked
 for every ``SHARD_REFRESH_SECONDS``, busy or idle. After an error every shard is reopened after
@@ -16,7 +28,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from userstatus_local.events import LAMBDA_TIMEOUT_SECONDS, LambdaContext, stream_record
@@ -24,6 +38,7 @@ from userstatus_local.events import LAMBDA_TIMEOUT_SECONDS, LambdaContext, strea
 logger = logging.getLogger("userstatus_local.stream")
 
 BatchHandler = Callable[[Mapping[str, Any], object], Any]
+FailureSink = Callable[[dict[str, Any]], None]
 
 IDLE_POLL_SECONDS = 0.25
 SHARD_REFRESH_SECONDS = 5.0
@@ -44,9 +59,15 @@ class StreamPoller:
         max_attempts: int = 3,
         timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS,
         memory_mb: int = 512,
+        bisect_on_error: bool = True,
+        max_record_age_seconds: float | None = None,
+        on_failure: FailureSink | None = None,
     ) -> None:
         self._timeout = timeout_seconds
         self._memory_mb = memory_mb
+        self._bisect = bisect_on_error
+        self._max_record_age = max_record_age_seconds
+        self._on_failure = on_failure
         self._client = streams_client
         self._arn = stream_arn
         self._handler = handler
@@ -106,16 +127,33 @@ class StreamPoller:
                 del self._iterators[shard_id]
             if records:
                 got_records = True
-                self._deliver([stream_record(r, self._arn) for r in records])
+                self._deliver([stream_record(r, self._arn) for r in records], shard_id)
                 self._last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
         return got_records
 
-    def _deliver(self, records: Sequence[dict[str, Any]]) -> None:
+    def _deliver(self, records: Sequence[dict[str, Any]], shard_id: str) -> None:
         for start in range(0, len(records), self._batch_size):
-            self._invoke_with_retries(list(records[start : start + self._batch_size]))
+            batch = self._young_enough(list(records[start : start + self._batch_size]), shard_id)
+            if batch:
+                self._invoke_with_retries(batch, shard_id, self._max_attempts)
 
-    def _invoke_with_retries(self, batch: list[dict[str, Any]]) -> None:
-        for attempt in range(1, self._max_attempts + 1):
+    def _young_enough(self, batch: list[dict[str, Any]], shard_id: str) -> list[dict[str, Any]]:
+        """The records of ``batch`` not past the maximum record age; the others discarded."""
+        if self._max_record_age is None:
+            return batch
+        oldest_allowed = time.time() - self._max_record_age
+        old = [r for r in batch if _created_at(r) < oldest_allowed]
+        if old:
+            self._discard(old, shard_id, "RecordAgeExceeded", attempts=0)
+        return [r for r in batch if _created_at(r) >= oldest_allowed]
+
+    def _invoke_with_retries(
+        self, batch: list[dict[str, Any]], shard_id: str, attempts_left: int
+    ) -> None:
+        attempt = 0
+        while attempts_left > 0:
+            attempt += 1
+            attempts_left -= 1
             try:
                 context = LambdaContext(
                     self._function_name,
@@ -125,8 +163,17 @@ class StreamPoller:
                 answer = self._handler({"Records": batch}, context)
                 failed = _failed_sequence_numbers(answer)
             except Exception:
-                # A function error: Lambda retries the whole batch.
                 logger.exception("broadcast handler raised", extra={"attempt": attempt})
+                if self._bisect and len(batch) > 1 and attempts_left > 0:
+                    # A function error: each half is retried on its own.
+                    middle = len(batch) // 2
+                    logger.warning(
+                        "function error; retrying the batch in two halves",
+                        extra={"records": len(batch)},
+                    )
+                    self._invoke_with_retries(batch[:middle], shard_id, attempts_left)
+                    self._invoke_with_retries(batch[middle:], shard_id, attempts_left)
+                    return
                 failed = [_sequence_number(batch[0])]
             if not failed:
                 return
@@ -136,15 +183,49 @@ class StreamPoller:
             ]
             if not batch:
                 return
-            logger.warning(
-                "batch item failures; retrying from the lowest",
-                extra={"attempt": attempt, "records_retried": len(batch)},
-            )
+            if attempts_left > 0:
+                logger.warning(
+                    "batch item failures; retrying from the lowest",
+                    extra={"attempt": attempt, "records_retried": len(batch)},
+                )
+        self._discard(batch, shard_id, "RetryAttemptsExhausted", attempts=attempt)
+
+    def _discard(
+        self, batch: list[dict[str, Any]], shard_id: str, condition: str, *, attempts: int
+    ) -> None:
+        """Give up on ``batch``: describe it to the failure destination, as Lambda does."""
+        failure = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:local:000000000000:function:{self._function_name}",
+                "condition": condition,
+                "approximateInvokeCount": attempts,
+            },
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": _sequence_number(batch[0]),
+                "endSequenceNumber": _sequence_number(batch[-1]),
+                "approximateArrivalOfFirstRecord": _iso(_created_at(batch[0])),
+                "approximateArrivalOfLastRecord": _iso(_created_at(batch[-1])),
+                "batchSize": len(batch),
+                "streamArn": self._arn,
+            },
+        }
         logger.error(
-            "records dropped after %d attempts",
-            self._max_attempts,
-            extra={"sequence_numbers": [_sequence_number(r) for r in batch]},
+            "records sent to the failure queue",
+            extra={
+                "condition": condition,
+                "attempts": attempts,
+                "sequence_numbers": [_sequence_number(r) for r in batch],
+            },
         )
+        if self._on_failure is not None:
+            try:
+                self._on_failure(failure)
+            except Exception:
+                logger.exception("could not write to the failure queue")
 
     def _refresh_shards(self, *, initial: bool) -> None:
         description = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]
@@ -188,6 +269,15 @@ def _failed_sequence_numbers(answer: object) -> list[str]:
         return []
     failures = answer.get("batchItemFailures") or []
     return [str(f.get("itemIdentifier", "")) for f in failures if isinstance(f, Mapping)]
+
+
+def _created_at(record: Mapping[str, Any]) -> float:
+    created = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    return float(created) if isinstance(created, int | float) else time.time()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _sequence_number(record: Mapping[str, Any]) -> str:

@@ -37,6 +37,7 @@ from userstatus_local.events import (
     websocket_event,
     websocket_route,
 )
+from userstatus_local.faults import Faults
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
 from userstatus_local.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from userstatus_local.management_auth import ManagementAuth
@@ -96,7 +97,9 @@ class WebSocketRelay:
         auth: ManagementAuth | None = None,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_connection_seconds: float = MAX_CONNECTION_SECONDS,
+        faults: Faults | None = None,
     ) -> None:
+        self._faults = faults or Faults()
         self._idle_timeout = idle_timeout
         self._max_connection_seconds = max_connection_seconds
         self._handler = handler
@@ -188,7 +191,12 @@ class WebSocketRelay:
             writer.cancel()
             closer.cancel()
             await asyncio.gather(writer, closer, return_exceptions=True)
-            await asyncio.shield(self._disconnect(info, socket.close_code or 1006))
+            if self._faults.hits("drop_disconnect"):
+                logger.info(
+                    "fault: $disconnect dropped", extra={"connection_id": info.connection_id}
+                )
+            else:
+                await asyncio.shield(self._disconnect(info, socket.close_code or 1006))
         return socket
 
     def _forget(self, connection: Connection) -> None:
@@ -358,6 +366,9 @@ class WebSocketRelay:
             return refused
         if len(data) > MAX_FRAME_BYTES:
             return _error(413, "PayloadTooLargeException", "Message too long")
+        if self._faults.hits("post_429"):
+            logger.info("fault: post answered 429", extra={"path": request.path})
+            return _error(429, "LimitExceededException", "Rate exceeded")
         connection = self._live_connection(request)
         if connection is None:
             return _gone()

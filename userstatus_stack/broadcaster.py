@@ -96,7 +96,7 @@ class Broadcaster(Construct):
                 batch_size=config.broadcast_batch_size,
                 max_batching_window=Duration.seconds(config.broadcast_batching_window_seconds),
                 report_batch_item_failures=True,
-                bisect_batch_on_error=True,
+                bisect_batch_on_error=config.broadcast_bisect_on_error,
                 retry_attempts=config.broadcast_retry_attempts,
                 max_record_age=Duration.seconds(config.broadcast_max_record_age_seconds),
                 on_failure=FailureQueueDestination(self.failure_queue),

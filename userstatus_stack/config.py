@@ -118,6 +118,7 @@ class StageConfig:
     broadcast_batch_size: int = 100
     broadcast_batching_window_seconds: int = 0
     broadcast_retry_attempts: int = 3
+    broadcast_bisect_on_error: bool = True
     broadcast_max_record_age_seconds: int = 3600
     failure_queue_retention_days: int = 14
     post_auth: PostAuth = "none"

@@ -53,6 +53,10 @@ MINISTACK_GAPS: Mapping[str, str] = {
         "ministack's GET @connections answers no Identity (SourceIp, UserAgent) and gives "
         "ConnectedAt as an integer"
     ),
+    "root_signature_unchecked": (
+        "ministack accepts any signature made with the account's root key id (it checks those "
+        "of the functions' roles: see test_deployed_least_privilege.py)"
+    ),
     "plain_http_on_websocket_port": (
         "ministack serves every API on one port, so there is no WebSocket-only port to probe"
     ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -161,22 +160,60 @@ def test_partial_failure_is_retried_from_the_lowest_failed_record() -> None:
     assert [sequence_numbers(b) for b in handler.batches] == [[1, 2, 3, 4, 5, 6], [3, 4, 5, 6]]
 
 
-def test_retries_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+def test_retries_are_bounded_and_the_batch_goes_to_the_failure_queue() -> None:
     # Given a record that always fails
     handler = RecordingHandler(fail={"2": 1000})
     stream = ScriptedStream([stream_record(n) for n in range(1, 4)])
-    poller = StreamPoller(stream, ARN, handler, max_attempts=3)
-    with caplog.at_level(logging.ERROR, logger="userstatus_local.stream"):
-        poller.start()
-        try:
-            wait_until(lambda: "records dropped" in caplog.text, timeout=5)
-        finally:
-            poller.stop()
-    # Then it is tried three times in all, then logged and skipped
+    failures: list[dict[str, Any]] = []
+    poller = StreamPoller(stream, ARN, handler, max_attempts=3, on_failure=failures.append)
+    poller.start()
+    try:
+        wait_until(lambda: failures, timeout=5)
+    finally:
+        poller.stop()
+    # Then it is tried three times in all, then described to the failure destination, as
+    # Lambda describes a DynamoDB stream batch it gave up on, and skipped
     assert [sequence_numbers(b) for b in handler.batches] == [[1, 2, 3], [2, 3], [2, 3]]
+    [failure] = failures
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 3
+    info = failure["DDBStreamBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        "2",
+        "3",
+        2,
+    )
+    assert info["streamArn"] == ARN
+    assert info["approximateArrivalOfFirstRecord"] == "2026-01-01T00:00:00Z"
 
 
-def test_a_raising_handler_has_the_whole_batch_retried() -> None:
+def test_a_function_error_splits_the_batch_in_two() -> None:
+    # Given a handler that raises on any batch holding record 8
+    calls: list[list[int]] = []
+
+    def crashing(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        numbers = sequence_numbers(list(event["Records"]))
+        calls.append(numbers)
+        if 8 in numbers:
+            raise RuntimeError("boom")
+        return {"batchItemFailures": []}
+
+    failures: list[dict[str, Any]] = []
+    stream = ScriptedStream([stream_record(n) for n in (5, 6, 7, 8)])
+    poller = StreamPoller(stream, ARN, crashing, max_attempts=4, on_failure=failures.append)
+    poller.start()
+    try:
+        wait_until(lambda: failures, timeout=5)
+    finally:
+        poller.stop()
+    # Then each half is retried on its own (BisectBatchOnFunctionError), the good records are
+    # delivered, and the one that keeps failing goes to the failure queue once its attempts
+    # are used up
+    assert calls == [[5, 6, 7, 8], [5, 6], [7, 8], [7], [8], [8]]
+    assert [f["DDBStreamBatchInfo"]["startSequenceNumber"] for f in failures] == ["8"]
+
+
+def test_a_raising_handler_without_bisection_has_the_whole_batch_retried() -> None:
     calls: list[list[int]] = []
 
     def crashing(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -186,13 +223,33 @@ def test_a_raising_handler_has_the_whole_batch_retried() -> None:
         return {"batchItemFailures": []}
 
     stream = ScriptedStream([stream_record(n) for n in (7, 8)])
-    poller = StreamPoller(stream, ARN, crashing)
+    poller = StreamPoller(stream, ARN, crashing, bisect_on_error=False)
     poller.start()
     try:
         wait_until(lambda: len(calls) >= 2, timeout=5)
     finally:
         poller.stop()
     assert calls == [[7, 8], [7, 8]]
+
+
+def test_records_past_the_maximum_age_are_not_handed_over() -> None:
+    # Given records created on 2026-01-01 and a maximum record age of an hour
+    handler = RecordingHandler()
+    failures: list[dict[str, Any]] = []
+    stream = ScriptedStream([stream_record(n) for n in (1, 2)])
+    poller = StreamPoller(
+        stream, ARN, handler, max_record_age_seconds=3600, on_failure=failures.append
+    )
+    poller.start()
+    try:
+        wait_until(lambda: failures, timeout=5)
+    finally:
+        poller.stop()
+    # Then the function never sees them, and they are described to the failure destination
+    assert handler.batches == []
+    [failure] = failures
+    assert failure["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 2
 
 
 def test_after_an_error_shards_without_a_handled_record_reopen_as_they_started(
