@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from userstatus_local.faults import Faults
-from userstatus_local.relay import RelayOptions, run
+from userstatus_local.options import RelayOptions
+from userstatus_local.relay import run
 
 DEFAULTS = RelayOptions()
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from userstatus.routes import HTTP_ROUTES, WEBSOCKET_ROUTES, WebSocketRoute
-from userstatus_local.relay import LOCAL_STAGE
+from userstatus_local.options import LOCAL_STAGE
 
 HTTP_STAGE = "$default"
 LAMBDA_TIMEOUT_SECONDS = 30.0

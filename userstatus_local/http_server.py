@@ -20,7 +20,7 @@ from aiohttp import web
 from userstatus.routes import HTTP_ROUTES
 from userstatus_local.events import http_event, http_route_key
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
-from userstatus_local.relay import url_host
+from userstatus_local.options import url_host
 
 # API Gateway HTTP APIs take request bodies up to 10 MB.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024

@@ -29,7 +29,7 @@ from userstatus_local.dynamodb import CLIENT_CONFIG, ensure_tables
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import Invoker
 from userstatus_local.management_auth import ManagementAuth
-from userstatus_local.relay import RelayAddresses, RelayOptions
+from userstatus_local.options import RelayAddresses, RelayOptions
 from userstatus_local.websocket_server import WebSocketRelay
 from userstatus_stack.stages import STAGES
 

@@ -26,8 +26,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from userstatus_local.deployed import DeployedStack
+from userstatus_local.options import LOCAL_STAGE
 from userstatus_local.process import RelayProcess
-from userstatus_local.relay import LOCAL_STAGE
 
 RELAY = "relay"
 DEPLOYED = "deployed"
