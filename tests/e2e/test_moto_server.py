@@ -196,3 +196,22 @@ def test_connections_are_kept_alive() -> None:
         (200, {"TableNames": []})
     ] * 3
     assert all((closing or "").lower() != "close" for _, closing, _ in answers)
+
+
+def test_the_pinned_moto_has_what_the_server_patches() -> None:
+    moto_server.check_moto_internals()
+
+
+def test_a_moto_that_changed_what_is_patched_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.core import responses, serialize
+
+    monkeypatch.delattr(responses, "method_names_from_class")
+    monkeypatch.setattr(serialize.JSONSerializer, "_serialize", lambda self, serialized: None)
+    with pytest.raises(moto_server.MotoChanged) as changed:
+        moto_server.check_moto_internals()
+    message = str(changed.value)
+    assert "written against moto 5.2.5" in message
+    assert "method_names_from_class is gone" in message
+    assert "JSONSerializer._serialize takes ('self', 'serialized')" in message
