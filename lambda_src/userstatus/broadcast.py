@@ -2,7 +2,9 @@
 
 For each INSERT, in stream order: read every live connection of the message's site, post the
 frame ``{"site", "message", "log_level", "timestamp": "<whole seconds>"}`` to all of them at
-once, and forget connections that answer 410 Gone. A post that is throttled or fails is retried
+once, and forget connections that answer 410 Gone, unless they connected less than
+``CONNECT_GRACE_SECONDS`` ago (their ``$connect`` may still be completing: they are posted to
+again after short waits, and kept). A post that is throttled or fails is retried
 a bounded number of times; one connection's failure never stops the others.
 
 Partial batch failures: if a record cannot be processed (the connections query fails), or the
@@ -171,7 +173,7 @@ def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:
 
 
 def _retry_connecting(
-    rt: Runtime, connection_ids: list[str], frame: bytes, deadline: float | None, *, now: float
+    rt: Runtime, connection_ids: list[str], frame: bytes, stop_at: float | None, *, now: float
 ) -> FanoutResult:
     """Post again, after short waits, to connections younger than ``CONNECT_GRACE_SECONDS``
     that answered 410: their ``$connect`` may still be completing. What became of them.
@@ -184,10 +186,10 @@ def _retry_connecting(
     pending = [i for i in connection_ids if i not in _gave_up_on]
     waiting = len(pending)
     for wait in GONE_RETRY_WAITS:
-        if not pending or (deadline is not None and time.monotonic() + wait >= deadline):
+        if not pending or (stop_at is not None and time.monotonic() + wait >= stop_at):
             break
         time.sleep(wait)
-        attempt = rt.poster.post_to_all(pending, frame, deadline=deadline)
+        attempt = rt.poster.post_to_all(pending, frame, deadline=stop_at)
         result.delivered += attempt.delivered
         result.failed += attempt.failed
         pending = attempt.gone
