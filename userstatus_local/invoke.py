@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +27,8 @@ logger = logging.getLogger("userstatus_local.invoke")
 
 LambdaHandler = Callable[[Mapping[str, Any], Any], Any]
 MAX_RESPONSE_BYTES = 6_291_456
+# How often an invocation waiting for a free thread looks whether its handler has started.
+QUEUED_POLL_SECONDS = 0.05
 
 
 class HandlerCrashed(Exception):
@@ -57,16 +60,34 @@ class Invoker:
         context = LambdaContext(
             function_name, timeout_seconds=self._timeout, memory_limit_in_mb=self._memory_mb
         )
+
+        begun: list[float] = []
+
+        def run() -> Any:
+            # The clock starts when the handler does, not while it waits for a free thread
+            # (Lambda would start another instance instead of queueing).
+            context.started_at = time.monotonic()
+            begun.append(context.started_at)
+            return handler(event, context)
+
+        future = asyncio.ensure_future(loop.run_in_executor(self._executor, run))
+        while not future.done():
+            started = begun[0] if begun else None
+            if started is not None and time.monotonic() >= started + self._timeout:
+                logger.error(
+                    f"Task timed out after {self._timeout:.2f} seconds",
+                    extra={"function": function_name, "requestId": context.aws_request_id},
+                )
+                # Its late outcome is dropped, as Lambda drops it.
+                future.add_done_callback(_drop_outcome)
+                raise HandlerCrashed(function_name)
+            if started is None:
+                timeout = QUEUED_POLL_SECONDS
+            else:
+                timeout = started + self._timeout - time.monotonic()
+            await asyncio.wait({future}, timeout=timeout)
         try:
-            answer = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, handler, event, context), self._timeout
-            )
-        except TimeoutError as error:
-            logger.error(
-                f"Task timed out after {self._timeout:.2f} seconds",
-                extra={"function": function_name, "requestId": context.aws_request_id},
-            )
-            raise HandlerCrashed(function_name) from error
+            answer = future.result()
         except Exception as error:
             logger.exception(
                 "handler raised",
@@ -86,6 +107,11 @@ class Invoker:
             )
             raise HandlerCrashed(function_name)
         return answer
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def response_size(answer: Any) -> int:

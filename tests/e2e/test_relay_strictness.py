@@ -260,3 +260,23 @@ def test_an_unknown_stage_is_a_clear_error() -> None:
     )
     assert result.returncode == 2
     assert "unknown stage 'qa': use --stage <dev|prod>" in result.stderr
+
+
+def test_time_waiting_for_a_free_thread_does_not_count_against_the_timeout() -> None:
+    # Given one thread and two invocations of 0.3 s each, with a 0.5 s timeout
+    def quick(event: Mapping[str, Any], context: Any) -> str:
+        time.sleep(0.3)
+        return "done"
+
+    async def scenario() -> list[Any]:
+        with ThreadPoolExecutor(1) as executor:
+            invoker = Invoker(executor, timeout_seconds=0.5)
+            return list(
+                await asyncio.gather(
+                    invoker.invoke(quick, {}, "first"), invoker.invoke(quick, {}, "second")
+                )
+            )
+
+    # Then the second, queued 0.3 s behind the first, still answers (Lambda would have run it
+    # on another instance)
+    assert asyncio.run(scenario()) == ["done", "done"]
