@@ -50,6 +50,9 @@ class RelayProcess:
         stdout_path, stderr_path = logs / "stdout.log", logs / "stderr.log"
         stdout, stderr = stdout_path.open("wb"), stderr_path.open("wb")
         command = [sys.executable, "-m", "userstatus_local", "--http-port", "0", "--ws-port", "0"]
+        if "--failure-queue" not in extra_args:
+            # In the directory ``stop()`` removes, so a relay killed by a test leaves nothing.
+            command += ["--failure-queue", str(logs / "failure-queue.jsonl")]
         process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
             [*command, *extra_args],
             cwd=REPOSITORY_ROOT,

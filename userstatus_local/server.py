@@ -69,8 +69,13 @@ async def serve(
     # Build the handlers' per-process state once, here, rather than racing in worker threads.
     await asyncio.to_thread(runtime)
     options.faults.install_dynamodb_throttling(runtime().messages._client)
-    run_dir = Path(tempfile.mkdtemp(prefix="userstatus-relay-run-"))
-    failure_queue = options.failure_queue or run_dir / "failure-queue.jsonl"
+    # A failure queue of the run's own unless one is given (removed at the end, with its dir).
+    run_dir: Path | None = None
+    if options.failure_queue is not None:
+        failure_queue = options.failure_queue
+    else:
+        run_dir = Path(tempfile.mkdtemp(prefix="userstatus-relay-"))
+        failure_queue = run_dir / "failure-queue.jsonl"
     failure_queue.touch()
 
     http_executor = ThreadPoolExecutor(HTTP_HANDLER_THREADS, thread_name_prefix="lambda-http")
@@ -146,7 +151,8 @@ async def serve(
         await http_runner.cleanup()
         for executor in (http_executor, websocket_executor, disconnect_executor):
             executor.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
         logger.info("stopped")
     return exit_status
 
