@@ -168,10 +168,8 @@ class ManagementAuth:
                 hashlib.sha256(canonical_request.encode()).hexdigest(),
             )
         )
-        return hmac.new(self._signing_key(day), string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-    def _signing_key(self, day: str) -> bytes:
-        return _signing_key(self.secret_key, day, self.region)
+        key = _signing_key(self.secret_key, day, self.region)
+        return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 @functools.cache

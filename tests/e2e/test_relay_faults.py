@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.targets import Target
-from tests.e2e.wire import TIMEOUT, await_until, http, online_users, subscribe, wait_until
+from tests.e2e.wire import (
+    TIMEOUT,
+    await_until,
+    online_users,
+    post_message,
+    subscribe,
+    wait_until,
+)
 from userstatus_local.process import RelayProcess
 
 
@@ -43,14 +50,7 @@ def logged(relay: RelayProcess, message: str) -> list[dict[str, Any]]:
 
 
 def post(relay: RelayProcess, site: str, text: str) -> Any:
-    body = json.dumps({"site": site, "log_message": text}).encode()
-    return http(
-        Target.relay(relay),
-        "POST",
-        relay.http_url + "/newlog",
-        body,
-        {"Content-Type": "application/json"},
-    )
+    return post_message(Target.relay(relay), site=site, log_message=text)
 
 
 def test_a_dropped_disconnect_leaves_the_connection_behind(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,12 +122,17 @@ def run_poller(
 ) -> ScriptedStream:
     stream = ScriptedStream(records)
     poller = StreamPoller(stream, ARN, handler, batch_size=100, max_attempts=3)
+    run_until(poller, lambda: len(handler.batches) >= calls)
+    return stream
+
+
+def run_until(poller: StreamPoller, condition: Callable[[], bool]) -> None:
+    """Run ``poller`` until ``condition`` holds (at most 5 s), then stop it."""
     poller.start()
     try:
-        wait_until(lambda: len(handler.batches) >= calls, timeout=5)
+        wait_until(condition, timeout=5)
     finally:
         poller.stop()
-    return stream
 
 
 def sequence_numbers(batch: list[dict[str, Any]]) -> list[int]:
@@ -166,11 +171,7 @@ def test_retries_are_bounded_and_the_batch_goes_to_the_failure_queue() -> None:
     stream = ScriptedStream([stream_record(n) for n in range(1, 4)])
     failures: list[dict[str, Any]] = []
     poller = StreamPoller(stream, ARN, handler, max_attempts=3, on_failure=failures.append)
-    poller.start()
-    try:
-        wait_until(lambda: failures, timeout=5)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: bool(failures))
     # Then it is tried three times in all, then described to the failure destination, as
     # Lambda describes a DynamoDB stream batch it gave up on, and skipped
     assert [sequence_numbers(b) for b in handler.batches] == [[1, 2, 3], [2, 3], [2, 3]]
@@ -201,11 +202,7 @@ def test_a_function_error_splits_the_batch_in_two() -> None:
     failures: list[dict[str, Any]] = []
     stream = ScriptedStream([stream_record(n) for n in (5, 6, 7, 8)])
     poller = StreamPoller(stream, ARN, crashing, max_attempts=4, on_failure=failures.append)
-    poller.start()
-    try:
-        wait_until(lambda: failures, timeout=5)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: bool(failures))
     # Then each half is retried on its own (BisectBatchOnFunctionError), the good records are
     # delivered, and the one that keeps failing goes to the failure queue once its attempts
     # are used up
@@ -223,12 +220,7 @@ def test_a_raising_handler_without_bisection_has_the_whole_batch_retried() -> No
         return {"batchItemFailures": []}
 
     stream = ScriptedStream([stream_record(n) for n in (7, 8)])
-    poller = StreamPoller(stream, ARN, crashing, bisect_on_error=False)
-    poller.start()
-    try:
-        wait_until(lambda: len(calls) >= 2, timeout=5)
-    finally:
-        poller.stop()
+    run_until(StreamPoller(stream, ARN, crashing, bisect_on_error=False), lambda: len(calls) >= 2)
     assert calls == [[7, 8], [7, 8]]
 
 
@@ -240,11 +232,7 @@ def test_records_past_the_maximum_age_are_not_handed_over() -> None:
     poller = StreamPoller(
         stream, ARN, handler, max_record_age_seconds=3600, on_failure=failures.append
     )
-    poller.start()
-    try:
-        wait_until(lambda: failures, timeout=5)
-    finally:
-        poller.stop()
+    run_until(poller, lambda: bool(failures))
     # Then the function never sees them, and they are described to the failure destination
     assert handler.batches == []
     [failure] = failures
