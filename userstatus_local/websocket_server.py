@@ -69,7 +69,7 @@ class Connection:
     info: WebSocketConnectionInfo
     socket: WebSocket
     transport: asyncio.Transport | None = None
-    accepted: asyncio.Event = field(default_factory=asyncio.Event)
+    accepted: bool = False
     last_active_ms: int = 0
     # Each frame with its size in bytes (UTF-8 for text), counted once.
     outbox: asyncio.Queue[tuple[Frame, int]] = field(default_factory=asyncio.Queue)
@@ -171,19 +171,17 @@ class WebSocketRelay:
             raise
         if not 200 <= status < 300:
             self._connections.pop(info.connection_id, None)
-            connection.accepted.set()
             return web.Response(status=status, text=body or "", content_type="application/json")
         try:
             await socket.prepare(request)
         except BaseException:
             self._connections.pop(info.connection_id, None)
-            connection.accepted.set()
             await self._disconnect(info, 1006)
             raise
         writer = asyncio.create_task(self._write_frames(connection))
         connection.opened_at = connection.last_data_at = time.monotonic()
         closer = asyncio.create_task(self._close_when_idle_or_old(connection))
-        connection.accepted.set()
+        connection.accepted = True
         try:
             await self._receive_frames(connection)
         finally:
@@ -336,7 +334,7 @@ class WebSocketRelay:
     def _live_connection(self, request: web.Request) -> Connection | None:
         """The connection a management call names, if it can be posted to."""
         connection = self._connections.get(request.match_info["connection_id"])
-        if connection is None or not connection.accepted.is_set():
+        if connection is None or not connection.accepted:
             return None
         live = self._connections.get(connection.info.connection_id) is connection
         if not live or connection.dropped or connection.socket.closed:
