@@ -2,8 +2,8 @@
 
 * ``GET /?site=S`` upgraded to a WebSocket: ``$connect``, every frame and ``$disconnect`` become
   API Gateway WebSocket events for the WebSocket handler. A non-2xx answer to ``$connect``
-  rejects the handshake with that status; frames over 128 KB close the connection with 1009,
-  as API Gateway does.
+  rejects the handshake with that status; a client frame over 32 KB or a message over 128 KB
+  closes the connection with 1009, as API Gateway does (``userstatus_local.frame_limit``).
 * Frames to a client go through its outbox, written by one task per connection, so a client
   that reads slowly or not at all never holds up a PostToConnection (nor the broadcast to the
   others). A client whose outbox passes ``MAX_OUTBOX_BYTES`` or whose socket accepts nothing
@@ -38,13 +38,19 @@ from userstatus_local.events import (
     websocket_route,
 )
 from userstatus_local.faults import Faults
+from userstatus_local.frame_limit import (
+    MAX_CLIENT_FRAME_BYTES,
+    FrameLimitedWebSocket,
+    check_aiohttp_internals,
+)
 from userstatus_local.invoke import HandlerCrashed, Invoker, LambdaHandler
 from userstatus_local.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 from userstatus_local.management_auth import ManagementAuth
 
 logger = logging.getLogger("userstatus_local.websocket")
 
-# API Gateway's limits: 128 KB a frame (and a posted message), 32 KB per frame fragment.
+# API Gateway's limits: 128 KB a message (and a posted message), 32 KB a client frame
+# (MAX_CLIENT_FRAME_BYTES, with its source in userstatus_local.frame_limit).
 MAX_FRAME_BYTES = 128 * 1024
 # A client may have this many bytes of frames waiting beyond what its socket buffers hold.
 MAX_OUTBOX_BYTES = 1024 * 1024
@@ -55,9 +61,6 @@ CLOSE_TIMEOUT_SECONDS = 2.0
 
 FUNCTION_NAME = "userstatus-local-websocket"
 
-WebSocket = web.WebSocketResponse
-
-
 Frame = str | bytes
 
 
@@ -67,7 +70,7 @@ class Connection:
     the handshake has completed."""
 
     info: WebSocketConnectionInfo
-    socket: WebSocket
+    socket: web.WebSocketResponse
     transport: asyncio.Transport | None = None
     accepted: bool = False
     last_active_ms: int = 0
@@ -114,6 +117,7 @@ class WebSocketRelay:
 
     def application(self) -> web.Application:
         """The aiohttp application for the WebSocket port."""
+        check_aiohttp_internals()
         app = web.Application(client_max_size=MAX_FRAME_BYTES + 1024)
         app.router.add_get("/", self.serve_websocket)
         for prefix in ("", "/{stage}"):
@@ -140,7 +144,20 @@ class WebSocketRelay:
 
     async def serve_websocket(self, request: web.Request) -> web.StreamResponse:
         """One WebSocket client from handshake to close."""
-        socket = WebSocket(
+        now_ms = int(time.time() * 1000)
+        info = WebSocketConnectionInfo(
+            connection_id=new_connection_id(),
+            domain_name=request.host,
+            source_ip=request.remote or "",
+            user_agent=request.headers.get("User-Agent", ""),
+            connected_at_ms=now_ms,
+        )
+        socket = FrameLimitedWebSocket(
+            max_frame_bytes=MAX_CLIENT_FRAME_BYTES,
+            on_frame_too_big=lambda size: logger.info(
+                "websocket closed: client frame over 32 KB",
+                extra={"connection_id": info.connection_id, "frame_bytes": size},
+            ),
             max_msg_size=MAX_FRAME_BYTES,
             autoping=True,
             timeout=CLOSE_TIMEOUT_SECONDS,
@@ -152,14 +169,6 @@ class WebSocketRelay:
                 status=426,
                 headers={"Upgrade": "websocket"},
             )
-        now_ms = int(time.time() * 1000)
-        info = WebSocketConnectionInfo(
-            connection_id=new_connection_id(),
-            domain_name=request.host,
-            source_ip=request.remote or "",
-            user_agent=request.headers.get("User-Agent", ""),
-            connected_at_ms=now_ms,
-        )
         connection = Connection(info, socket, request.transport, last_active_ms=now_ms)
         # Known from now on, but posts answer 410 until the handshake completes (``accepted``),
         # as API Gateway answers a post racing a $connect (the broadcaster retries those).

@@ -201,7 +201,7 @@ def test_thousands_of_connections_from_one_client() -> None:
         flooded.stop()
 
 
-def test_frame_over_128_kb_closes_only_that_connection_with_1009(relay: RelayProcess) -> None:
+def test_frame_over_the_limit_closes_only_that_connection_with_1009(relay: RelayProcess) -> None:
     site = new_site()
 
     async def scenario() -> None:

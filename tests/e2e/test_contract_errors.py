@@ -156,16 +156,57 @@ def test_connect_refusal_is_the_functions_400_naming_the_field(target: Target, q
     asyncio.run(scenario())
 
 
-def test_frame_over_128_kb_closes_the_connection_with_1009(target: Target, site: str) -> None:
+def test_a_message_over_128_kb_in_fragments_closes_the_connection_with_1009(
+    target: Target, site: str
+) -> None:
+    # API Gateway's message limit is 128 KB, however many frames within 32 KB carry it.
     target.require("websocket_frame_limits")
+    fragments = ["x" * (32 * 1024)] * 4 + ["x"]
 
     async def scenario() -> None:
         async with subscribe(target, site) as connection:
-            await connection.send("x" * (128 * 1024 + 1))
+            await connection.send(fragments)
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(connection.recv(), TIMEOUT)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009
+
+    asyncio.run(scenario())
+
+
+def test_frame_over_32_kb_closes_the_connection_with_1009(target: Target, site: str) -> None:
+    # API Gateway's frame limit is 32 KB (32,768 bytes): one byte more in one frame closes.
+    target.require("websocket_frame_limits")
+
+    async def scenario() -> None:
+        async with subscribe(target, site) as connection:
+            largest = json.dumps({"action": "nope", "pad": "x" * (32 * 1024 - 29)})
+            assert len(largest) == 32 * 1024
+            await connection.send(largest)
+            assert (await receive_json(connection))["field"] == "action"
+            await connection.send("x" * (32 * 1024 + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(connection.recv(), TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
+
+    asyncio.run(scenario())
+
+
+def test_a_message_over_32_kb_sent_in_fragments_reaches_the_function(
+    target: Target, site: str
+) -> None:
+    # A 100 KB message in 25 KB frames is within both of API Gateway's limits.
+    frame = json.dumps({"action": "nope", "pad": "x" * 100_000})
+    fragments = [frame[start : start + 25_000] for start in range(0, len(frame), 25_000)]
+    assert len(fragments) == 5
+
+    async def scenario() -> None:
+        async with subscribe(target, site) as connection:
+            await connection.send(fragments)
+            answer = await receive_json(connection)
+        assert answer["field"] == "action"
+        assert "unsupported action 'nope'" in answer["message"]
 
     asyncio.run(scenario())
 
