@@ -11,6 +11,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from userstatus.sigv4 import RequestSigner, payload_hash
 from userstatus_local.management_auth import ManagementAuth
@@ -96,3 +97,29 @@ def test_any_change_to_a_signed_request_is_refused(change: dict[str, Any], error
     )
     assert refusal is not None
     assert refusal.error_type == error_type
+
+
+def test_headers_as_aiohttp_holds_them_are_read_case_insensitively_and_repeats_joined() -> None:
+    url = f"http://{HOST}/local/@connections/x"
+    body = b'{"n": 1}'
+    signed = CIMultiDict(botocore_signed("POST", url, body))
+    # An unsigned header sent twice changes nothing,
+    signed.add("X-Extra", "one")
+    signed.add("x-extra", "two")
+    assert AUTH.refusal("POST", url, CIMultiDictProxy(signed), body) is None
+    # but a signed header sent twice is signed as its values joined, so no longer matches.
+    signed.add("host", HOST)
+    refusal = AUTH.refusal("POST", url, CIMultiDictProxy(signed), body)
+    assert refusal is not None
+    assert refusal.error_type == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize(
+    "amz_date", ["", "20261302T000000Z", "2026-12-02T00:00:00Z", "20261202T2500"]
+)
+def test_a_malformed_amz_date_is_refused(amz_date: str) -> None:
+    url = f"http://{HOST}/local/@connections/x"
+    headers = {**botocore_signed("POST", url, b"{}"), "X-Amz-Date": amz_date}
+    refusal = AUTH.refusal("POST", url, headers, b"{}")
+    assert refusal is not None
+    assert refusal.error_type == "IncompleteSignatureException"
