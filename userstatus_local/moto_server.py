@@ -15,13 +15,20 @@ changes, none of which alters an answer:
 * Per-request look-ups are done once: the backend serving a host (moto lists its package
   directory on every request to find it) and each response class's action names.
 * It is served by aiohttp with HTTP/1.1 keep-alive, one request at a time (see ``WsgiBridge``).
+* Projections of top-level attributes are copied. moto's ``Item.project`` turns the whole
+  item into Python values and back once per projected path (3.8 ms of a 14 ms query of 100
+  connection rows projecting two attributes). A projection of top-level names whose values are
+  strings, booleans, NULL or numbers that boto3's round trip leaves as they are takes those
+  values as they are; any other projection (nested paths, list indexes, other types, a number
+  such as ``1e3`` that the round trip rewrites) goes through moto's own.
 * The collector's first generation is collected every 50,000 allocations instead of 700:
   moto copies every item a query touches, and with a few thousand stored messages the
   collections that followed made one query in fifty take over 100 ms (a 100-row query next to
   3,000 messages: p99 119 ms, median 19 ms; with this threshold 30 ms and 17 ms).
 
 Together, measured through boto3 on this 2-core machine: a query of 100 connection rows takes
-17 ms instead of 34, a put 4.4 ms instead of 6.7.
+17 ms instead of 34 (with the projection the broadcaster asks for: 10.2 ms instead of 14.3 with
+the first three changes alone), a put 4.4 ms instead of 6.7.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from moto.core import responses, serialize, utils
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 _SCALAR_TYPES: dict[str, type] = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
@@ -90,7 +99,31 @@ _PATCHED_INTERNALS = (
     (responses, "method_names_from_class", ("clazz",)),
     (utils, "method_names_from_class", ("clazz",)),
     (DomainDispatcherApplication, "get_backend_for_host", ("self", "host")),
+    (Item, "project", ("self", "projection_expressions")),
+    (Item, "__init__", ("self", "hash_key", "range_key", "attrs")),
 )
+_moto_project = Item.project
+_COPIED_AS_THEY_ARE = frozenset({"S", "BOOL", "NULL"})
+
+
+def project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    """``Item.project``, copying top-level values that moto's round trip leaves unchanged."""
+    attrs: dict[str, DynamoType] = {}
+    for path in projection_expressions:
+        if len(path) != 1 or "[" in path[0]:
+            return _moto_project(self, projection_expressions)
+        value = self.attrs.get(path[0])
+        if value is None:
+            continue
+        if not (value.type in _COPIED_AS_THEY_ARE or _unchanged_number(value)):
+            return _moto_project(self, projection_expressions)
+        attrs[path[0]] = value
+    return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
+
+
+def _unchanged_number(value: DynamoType) -> bool:
+    """Whether a number reads back as written through boto3's (moto's) round trip."""
+    return value.type == "N" and str(DYNAMODB_CONTEXT.create_decimal(value.value)) == value.value
 
 
 def check_moto_internals() -> None:
@@ -120,12 +153,14 @@ def check_moto_internals() -> None:
 
 
 def install() -> None:
-    """Use ``AttributeValueSerializer`` for DynamoDB and DynamoDB Streams answers, and look up
-    each response class's action names once instead of on every request."""
+    """Use ``AttributeValueSerializer`` for DynamoDB and DynamoDB Streams answers, look up
+    each response class's action names once instead of on every request, and copy top-level
+    projections (``project``)."""
     check_moto_internals()
     for service in SERVICES:
         serialize.SERVICE_SPECIFIC_SERIALIZERS[service] = {"json": AttributeValueSerializer}
     responses.method_names_from_class = functools.cache(utils.method_names_from_class)  # type: ignore[attr-defined]
+    Item.project = project  # type: ignore[method-assign]
 
 
 class CachingDispatcher(DomainDispatcherApplication):

@@ -88,6 +88,22 @@ def exercise(endpoint: str) -> list[Any]:
             ExpressionAttributeNames={"#m": "map"},
             Limit=1,
         ),
+        # Top-level projections: values copied as they are, and ones moto's round trip
+        # rewrites (the number -12.5e3, sets, maps, binary values).
+        client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues=site,
+            ProjectionExpression="sk, #s, big_number, #t, #n, absent",
+            ExpressionAttributeNames={"#s": "string", "#t": "true", "#n": "null"},
+        ),
+        client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues=site,
+            ProjectionExpression="sk, #n, strings, #m, #b",
+            ExpressionAttributeNames={"#n": "number", "#m": "map", "#b": "binary"},
+        ),
         client.scan(TableName=TABLE),
         client.batch_get_item(RequestItems={TABLE: {"Keys": keys}}),
         client.put_item(
@@ -215,3 +231,34 @@ def test_a_moto_that_changed_what_is_patched_is_refused_by_name(
     assert "written against moto 5.2.5" in message
     assert "method_names_from_class is gone" in message
     assert "JSONSerializer._serialize takes ('self', 'serialized')" in message
+
+
+def test_a_top_level_projection_of_plain_values_is_copied_not_round_tripped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    item = Item(
+        hash_key=DynamoType({"S": "site"}),
+        range_key=DynamoType({"S": "conn="}),
+        attrs={
+            "site": {"S": "site"},
+            "connection_id": {"S": "conn="},
+            "connected_at": {"N": "1764700000"},
+            "expires_at": {"N": "1764707800"},
+        },
+    )
+    round_trips: list[object] = []
+    monkeypatch.setattr(
+        moto_server, "_moto_project", lambda *args: round_trips.append(args) or item
+    )
+    copied = moto_server.project(item, [["connection_id"], ["connected_at"]])
+    assert copied.to_json() == {
+        "Attributes": {"connection_id": {"S": "conn="}, "connected_at": {"N": "1764700000"}}
+    }
+    assert round_trips == []
+    # A number the round trip would rewrite, or a nested path, takes moto's own way.
+    item.attrs["connected_at"] = DynamoType({"N": "1e3"})
+    moto_server.project(item, [["connected_at"]])
+    moto_server.project(item, [["site", "inner"]])
+    assert len(round_trips) == 2
