@@ -89,7 +89,8 @@ def exercise(endpoint: str) -> list[Any]:
             Limit=1,
         ),
         # Top-level projections: values copied as they are, and ones moto's round trip
-        # rewrites (the number -12.5e3, sets, maps, binary values).
+        # rewrites (the number -12.5e3, maps, binary values). Sets are left out: moto's round
+        # trip passes them through Python sets, whose order differs between processes.
         client.query(
             TableName=TABLE,
             KeyConditionExpression="pk = :p",
@@ -101,7 +102,7 @@ def exercise(endpoint: str) -> list[Any]:
             TableName=TABLE,
             KeyConditionExpression="pk = :p",
             ExpressionAttributeValues=site,
-            ProjectionExpression="sk, #n, strings, #m, #b",
+            ProjectionExpression="sk, #n, #m, #b",
             ExpressionAttributeNames={"#n": "number", "#m": "map", "#b": "binary"},
         ),
         client.scan(TableName=TABLE),
