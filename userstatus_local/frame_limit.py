@@ -168,6 +168,7 @@ class FrameLimitedWebSocket(web.WebSocketResponse):
         super().__init__(**options)
         self._max_frame_bytes = max_frame_bytes
         self._on_frame_too_big = on_frame_too_big
+        # The close started by an oversized frame, held so the task is not collected mid-way.
         self._closing_for_size: asyncio.Task[bool] | None = None
 
     def _post_start(self, request: web.BaseRequest, protocol: Any, writer: Any) -> None:
