@@ -21,11 +21,12 @@ changed them, naming what changed, rather than letting the limit silently lapse.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, web, web_protocol
+
+from userstatus_local.pinned_internals import changed
 
 MAX_CLIENT_FRAME_BYTES = 32 * 1024
 
@@ -45,13 +46,9 @@ def check_aiohttp_internals() -> None:
         for name in ("_payload_parser", "_message_tail")
         if name not in web_protocol.RequestHandler.__slots__
     ]
-    post_start = getattr(web.WebSocketResponse, "_post_start", None)
-    if post_start is None:
-        problems.append("WebSocketResponse._post_start is gone")
-    else:
-        found = tuple(inspect.signature(post_start).parameters)
-        if found != ("self", "request", "protocol", "writer"):
-            problems.append(f"WebSocketResponse._post_start takes {found}")
+    problems += changed(
+        [(web.WebSocketResponse, "_post_start", ("self", "request", "protocol", "writer"))]
+    )
     if problems:
         raise AiohttpChanged(
             f"userstatus_local.frame_limit was written against aiohttp 3.14.5, and aiohttp "

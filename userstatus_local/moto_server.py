@@ -48,6 +48,8 @@ from moto.core import responses, serialize, utils
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+from userstatus_local.pinned_internals import Internal, changed
+
 _SCALAR_TYPES: dict[str, type] = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
 _STRING_SETS = frozenset({"SS", "NS"})
 SERVICES = ("dynamodb", "dynamodbstreams")
@@ -92,7 +94,7 @@ class MotoChanged(RuntimeError):
 # moto internals this module relies on, each with the signature it was written against
 # (moto==5.2.5, pinned in requirements.txt). The patches are worth it (B3: a 100-row query in
 # 17 ms instead of 34), so a moto upgrade must fail here, saying what changed, not misbehave.
-_PATCHED_INTERNALS = (
+_PATCHED_INTERNALS: tuple[Internal, ...] = (
     (serialize, "SERVICE_SPECIFIC_SERIALIZERS", None),
     (serialize.JSONSerializer, "_serialize", ("self", "serialized", "value", "shape", "key")),
     (serialize.JSONSerializer, "get_serialized_name", ("self", "shape", "default_name")),
@@ -128,20 +130,9 @@ def _unchanged_number(value: DynamoType) -> bool:
 
 def check_moto_internals() -> None:
     """Raise ``MotoChanged`` naming what is missing or changed in the installed moto."""
-    import inspect
-
     from moto import __version__
 
-    problems = []
-    for owner, name, parameters in _PATCHED_INTERNALS:
-        where = f"{getattr(owner, '__name__', owner)}.{name}"
-        if not hasattr(owner, name):
-            problems.append(f"{where} is gone")
-            continue
-        if parameters is not None:
-            found = tuple(inspect.signature(getattr(owner, name)).parameters)
-            if found != parameters:
-                problems.append(f"{where} takes {found}, not {parameters}")
+    problems = changed(_PATCHED_INTERNALS)
     if not isinstance(getattr(serialize, "SERVICE_SPECIFIC_SERIALIZERS", None), dict):
         problems.append("moto.core.serialize.SERVICE_SPECIFIC_SERIALIZERS is not a dict")
     if problems:
