@@ -2,7 +2,7 @@
 
 The relay's DynamoDB is moto (``userstatus_local.dynamodb``), and with 100 subscribers its calls
 were most of a message's latency (docs/performance.md, B3). This runs moto's own WSGI
-application, on the same arguments as ``python -m moto.server -H HOST -p PORT``, with four
+application, on the same arguments as ``python -m moto.server -H HOST -p PORT``, with six
 changes, none of which alters an answer:
 
 * Attribute values are copied, not walked. moto 5.2 serializes an answer by walking the
@@ -21,6 +21,12 @@ changes, none of which alters an answer:
   strings, booleans, NULL or numbers that boto3's round trip leaves as they are takes those
   values as they are; any other projection (nested paths, list indexes, other types, a number
   such as ``1e3`` that the round trip rewrites) goes through moto's own.
+* Scalar values are read without moto's type tests. moto's ``DynamoType.cast_value`` (the
+  Python value every comparison, sort and key match reads, twice per comparison) tests a
+  value for five container types before it returns a string as it is; a string, binary,
+  boolean or number value skips those tests (``cast_value``), anything else goes through
+  moto's. A query sorts every item of its table twice and compares each one's key, so this
+  was a quarter of a 100-row query's time in moto (9.2 -> 7.0 ms, in process).
 * The collector's first generation is collected every 50,000 allocations instead of 700:
   moto copies every item a query touches, and with a few thousand stored messages the
   collections that followed made one query in fifty take over 100 ms (a 100-row query next to
@@ -36,9 +42,11 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import inspect
 import io
 import sys
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -105,6 +113,8 @@ _PATCHED_INTERNALS: tuple[Internal, ...] = (
     (Item, "__init__", ("self", "hash_key", "range_key", "attrs")),
 )
 _moto_project = Item.project
+_moto_cast_value = inspect.getattr_static(DynamoType, "cast_value")
+_VALUES_AS_THEY_ARE = frozenset({"S", "B", "BOOL"})
 _COPIED_AS_THEY_ARE = frozenset({"S", "BOOL", "NULL"})
 
 
@@ -123,6 +133,16 @@ def project(self: Item, projection_expressions: list[list[str]]) -> Item:
     return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
 
 
+def cast_value(self: DynamoType) -> Any:
+    """``DynamoType.cast_value``, answering scalar types before moto's five container tests."""
+    kind = self.type
+    if kind in _VALUES_AS_THEY_ARE:
+        return self.value
+    if kind == "N":
+        return Decimal(self.value)
+    return _moto_cast_value.fget(self)
+
+
 def _unchanged_number(value: DynamoType) -> bool:
     """Whether a number reads back as written through boto3's (moto's) round trip."""
     return value.type == "N" and str(DYNAMODB_CONTEXT.create_decimal(value.value)) == value.value
@@ -133,6 +153,8 @@ def check_moto_internals() -> None:
     from moto import __version__
 
     problems = changed(_PATCHED_INTERNALS)
+    if not isinstance(_moto_cast_value, property) or _moto_cast_value.fget is None:
+        problems.append("moto.dynamodb.models.dynamo_type.DynamoType.cast_value is not a property")
     if not isinstance(getattr(serialize, "SERVICE_SPECIFIC_SERIALIZERS", None), dict):
         problems.append("moto.core.serialize.SERVICE_SPECIFIC_SERIALIZERS is not a dict")
     if problems:
@@ -145,13 +167,14 @@ def check_moto_internals() -> None:
 
 def install() -> None:
     """Use ``AttributeValueSerializer`` for DynamoDB and DynamoDB Streams answers, look up
-    each response class's action names once instead of on every request, and copy top-level
-    projections (``project``)."""
+    each response class's action names once instead of on every request, copy top-level
+    projections (``project``) and read scalar values directly (``cast_value``)."""
     check_moto_internals()
     for service in SERVICES:
         serialize.SERVICE_SPECIFIC_SERIALIZERS[service] = {"json": AttributeValueSerializer}
     responses.method_names_from_class = functools.cache(utils.method_names_from_class)  # type: ignore[attr-defined]
     Item.project = project  # type: ignore[method-assign]
+    DynamoType.cast_value = property(cast_value)  # type: ignore[method-assign, assignment]
 
 
 class CachingDispatcher(DomainDispatcherApplication):

@@ -263,3 +263,37 @@ def test_a_top_level_projection_of_plain_values_is_copied_not_round_tripped(
     moto_server.project(item, [["connected_at"]])
     moto_server.project(item, [["site", "inner"]])
     assert len(round_trips) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"S": "x"},
+        {"S": ""},
+        {"N": "-12.5e3"},
+        {"N": "12345678901234567890123456789012345678"},
+        {"B": b"\x00\xff"},
+        {"BOOL": True},
+        {"NULL": True},
+        {"SS": ["a", "b"]},
+        {"NS": ["1", "2.5"]},
+        {"BS": [b"\x01"]},
+        {"L": [{"S": "a"}, {"N": "1"}]},
+        {"M": {"k": {"N": "2"}, "s": {"SS": ["z"]}}},
+    ],
+)
+def test_values_read_without_moto_type_tests_are_moto_own(value: dict[str, Any]) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    read = moto_server.cast_value(DynamoType(value))
+    moto_read = moto_server._moto_cast_value.fget(DynamoType(value))
+    assert read == moto_read
+    assert type(read) is type(moto_read)
+
+
+def test_a_moto_whose_cast_value_is_no_property_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(moto_server, "_moto_cast_value", lambda self: self.value)
+    with pytest.raises(moto_server.MotoChanged, match=r"DynamoType\.cast_value is not a property"):
+        moto_server.check_moto_internals()
