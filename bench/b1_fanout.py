@@ -245,7 +245,7 @@ class BroadcastHandlerRig:
                             keys.CONNECTIONS.partition_key.name: {"S": site},
                             keys.CONNECTIONS.sort_key.name: {"S": connection_id},
                             "connected_at": {"N": str(now)},
-                            keys.CONNECTIONS.ttl_attribute: {"N": str(now + 7200)},
+                            keys.EXPIRES_AT: {"N": str(now + 7200)},
                         }
                     }
                 }

@@ -8,6 +8,10 @@
 ``MESSAGE_RETENTION_DAYS``         days a message is kept before DynamoDB TTL removes it (7)
 ``CORS_ALLOWED_ORIGINS``           comma-separated origins allowed to read responses, or ``*``
 ``BROADCAST_CONCURRENCY``          posts in flight at once during a broadcast (64)
+``PUBLISH_AUTH``                   who may post: ``open`` (default), ``audit`` or ``keys``
+                                   (see ``userstatus.publish_keys``)
+``PUBLISH_KEYS_TABLE``             publish keys table name (required unless ``open``)
+``STAGE``                          the stage's name, a dimension of metrics (``local``)
 =================================  ==========================================================
 
 DynamoDB is reached through boto3's own configuration: set ``AWS_ENDPOINT_URL_DYNAMODB`` to
@@ -19,8 +23,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
+# Who may post (userstatus.publish_keys).
+PublishAuth = Literal["open", "audit", "keys"]
+PUBLISH_AUTH_MODES: tuple[PublishAuth, ...] = ("open", "audit", "keys")
 # API Gateway closes WebSocket connections after 2 hours; rows of connections whose $disconnect
 # never ran expire a little later by themselves.
 CONNECTION_TTL_SECONDS = 2 * 3600 + 10 * 60
@@ -40,6 +48,9 @@ class Settings:
     retention_days: int = 7
     allowed_origins: tuple[str, ...] = ("*",)
     broadcast_concurrency: int = 64
+    publish_auth: PublishAuth = "open"
+    publish_keys_table: str | None = None
+    stage: str = "local"
 
     @property
     def retention_seconds(self) -> int:
@@ -57,6 +68,10 @@ class Settings:
                     f"WEBSOCKET_MANAGEMENT_ENDPOINT must be an http(s) URL, got {endpoint!r}"
                 )
             endpoint = endpoint.rstrip("/")
+        publish_auth = _publish_auth(env.get("PUBLISH_AUTH", "").strip() or "open")
+        keys_table = env.get("PUBLISH_KEYS_TABLE", "").strip() or None
+        if publish_auth != "open" and keys_table is None:
+            raise ConfigError(f"PUBLISH_KEYS_TABLE is required with PUBLISH_AUTH={publish_auth}")
         origins = tuple(
             o.strip() for o in env.get("CORS_ALLOWED_ORIGINS", "*").split(",") if o.strip()
         )
@@ -67,7 +82,17 @@ class Settings:
             retention_days=_positive_int(env, "MESSAGE_RETENTION_DAYS", 7, maximum=3650),
             allowed_origins=origins or ("*",),
             broadcast_concurrency=_positive_int(env, "BROADCAST_CONCURRENCY", 64, maximum=512),
+            publish_auth=publish_auth,
+            publish_keys_table=keys_table,
+            stage=env.get("STAGE", "").strip() or "local",
         )
+
+
+def _publish_auth(value: str) -> PublishAuth:
+    for mode in PUBLISH_AUTH_MODES:
+        if value == mode:
+            return mode
+    raise ConfigError(f"PUBLISH_AUTH must be one of {', '.join(PUBLISH_AUTH_MODES)}, got {value!r}")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

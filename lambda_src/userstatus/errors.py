@@ -23,6 +23,18 @@ class InvalidInput(RelayError):
         self.field = field
 
 
+class Unauthorized(InvalidInput):
+    """No credential where one is needed (a publish key: ``userstatus.publish_keys``)."""
+
+    status = 401
+
+
+class Forbidden(InvalidInput):
+    """The credential given does not allow this request."""
+
+    status = 403
+
+
 class PayloadTooLarge(InvalidInput):
     """The request body is larger than any valid message needs."""
 

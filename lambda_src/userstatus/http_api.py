@@ -3,7 +3,9 @@
 Routes (see ``userstatus.routes``):
 
 * ``POST /newlog``: store a message (body: see ``userstatus.model``); answers 200 with what was
-  stored: ``{"site", "message", "log_level", "timestamp", "id"}``.
+  stored: ``{"site", "message", "log_level", "timestamp", "id"}``. With ``PUBLISH_AUTH=keys`` it
+  needs ``Authorization: Bearer <publish key>`` of the message's site (401 without, 403 with
+  another), with ``audit`` a post without one is logged and counted (``userstatus.publish_keys``).
 * ``GET /recent-logs?site=S[&after_time=T][&limit=N]``: messages of S stamped after T (default
   24 hours ago), oldest first; with ``limit`` (1-1000) only the newest N. If the whole answer
   would pass Lambda's 6 MB response limit, the oldest entries are left out and the header
@@ -35,6 +37,7 @@ from userstatus.model import (
     validate_message,
     validate_site,
 )
+from userstatus.publish_keys import bearer_key
 from userstatus.runtime import Runtime, runtime
 from userstatus.web import Answer, RawJson, answer_errors, json_text, request_body
 
@@ -82,9 +85,17 @@ def handler(event: Event, context: object) -> dict[str, Any]:
 
 
 def post_newlog(event: Event, rt: Runtime) -> Answer:
-    """Validate and store one message."""
+    """Validate and store one message, if its publish key allows it."""
     received_at = time.time()
     message = validate_message(parse_json_object(request_body(event)), received_at=received_at)
+    if rt.publish.mode != "open":
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        rt.publish.check(
+            message.site,
+            bearer_key(headers),
+            field="Authorization",
+            source=str(event.get("requestContext", {}).get("http", {}).get("sourceIp", "")),
+        )
     log_adjustments(message)
     rt.messages.put(message, received_at=received_at)
     return 200, message.answer(), {}

@@ -35,7 +35,7 @@ class TableSchema:
 
     partition_key: KeyAttribute
     sort_key: KeyAttribute
-    ttl_attribute: str
+    ttl_attribute: str | None = None
     indexes: tuple[IndexSchema, ...] = ()
 
     def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
@@ -73,12 +73,15 @@ def _key_schema(partition: KeyAttribute, sort: KeyAttribute | None) -> list[dict
     return schema
 
 
+# The TTL attribute of the messages and connections tables: when DynamoDB may delete the row.
+EXPIRES_AT = "expires_at"
+
 # Messages: one partition per site; the sort key "<21-digit nanoseconds>#<32 hex id>" orders by
 # time and is unique per message, so two messages of one site in the same second are both kept.
 MESSAGES = TableSchema(
     partition_key=KeyAttribute("site", "S"),
     sort_key=KeyAttribute("sk", "S"),
-    ttl_attribute="expires_at",
+    ttl_attribute=EXPIRES_AT,
 )
 
 # Connections: one partition per site (broadcast reads a site's connections); $disconnect only
@@ -87,6 +90,14 @@ CONNECTIONS_BY_ID_INDEX = "by_connection_id"
 CONNECTIONS = TableSchema(
     partition_key=KeyAttribute("site", "S"),
     sort_key=KeyAttribute("connection_id", "S"),
-    ttl_attribute="expires_at",
+    ttl_attribute=EXPIRES_AT,
     indexes=(IndexSchema(CONNECTIONS_BY_ID_INDEX, KeyAttribute("connection_id", "S")),),
+)
+
+# Publish keys (userstatus.publish_keys): one partition per site, a row per key under its id.
+# A post names its site, so checking its key is one read of (site, key id); listing a site's
+# keys is one query. No TTL: a revoked key's row stays, to say why it fails.
+PUBLISH_KEYS = TableSchema(
+    partition_key=KeyAttribute("site", "S"),
+    sort_key=KeyAttribute("key_id", "S"),
 )

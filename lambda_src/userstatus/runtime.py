@@ -18,6 +18,7 @@ from botocore.config import Config
 from userstatus import deadline
 from userstatus.config import ConfigError, Settings
 from userstatus.logs import configure_logging
+from userstatus.publish_keys import KeyStore, PublishCheck
 from userstatus.store import ConnectionStore, MessageStore
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class Runtime:
     session: Any
     messages: MessageStore
     connections: ConnectionStore
+    publish: PublishCheck
 
     @functools.cached_property
     def poster(self) -> ConnectionPoster:
@@ -73,11 +75,17 @@ def runtime() -> Runtime:
     dynamodb = session.client("dynamodb", config=_DYNAMODB_CONFIG)
     # Before each attempt (retries too): refuse one the invocation has no time to see fail.
     dynamodb.meta.events.register("before-send.dynamodb", deadline.check_attempt)
+    keys_table = settings.publish_keys_table
     return Runtime(
         settings=settings,
         session=session,
         messages=MessageStore(dynamodb, settings.messages_table, settings.retention_seconds),
         connections=ConnectionStore(dynamodb, settings.connections_table),
+        publish=PublishCheck(
+            settings.publish_auth,
+            KeyStore(dynamodb, keys_table) if keys_table is not None else None,
+            stage=settings.stage,
+        ),
     )
 
 

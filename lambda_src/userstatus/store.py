@@ -83,7 +83,7 @@ class MessageStore:
             "message": {"S": message.message},
             "log_level": {"S": message.log_level},
             "timestamp": {"N": str(message.timestamp)},
-            keys.MESSAGES.ttl_attribute: {"N": str(int(received_at) + self._retention)},
+            keys.EXPIRES_AT: {"N": str(int(received_at) + self._retention)},
         }
 
     def pages_newest_first(
@@ -158,7 +158,7 @@ class ConnectionStore:
                     keys.CONNECTIONS.partition_key.name: {"S": site},
                     keys.CONNECTIONS.sort_key.name: {"S": connection_id},
                     CONNECTED_AT: {"N": str(int(now))},
-                    keys.CONNECTIONS.ttl_attribute: {"N": str(int(now) + CONNECTION_TTL_SECONDS)},
+                    keys.EXPIRES_AT: {"N": str(int(now) + CONNECTION_TTL_SECONDS)},
                 },
             )
 
@@ -243,7 +243,7 @@ class ConnectionStore:
             "FilterExpression": "#ttl > :now",
             "ExpressionAttributeNames": {
                 "#site": keys.CONNECTIONS.partition_key.name,
-                "#ttl": keys.CONNECTIONS.ttl_attribute,
+                "#ttl": keys.EXPIRES_AT,
             },
             "ExpressionAttributeValues": {":site": {"S": site}, ":now": {"N": str(int(now))}},
         }

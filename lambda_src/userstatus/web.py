@@ -14,7 +14,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from userstatus.errors import InvalidInput, PayloadTooLarge, RelayError, StoreUnavailable
+from userstatus.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    RelayError,
+    StoreUnavailable,
+    Unauthorized,
+)
 from userstatus.model import MAX_BODY_BYTES
 
 logger = logging.getLogger("userstatus")
@@ -55,7 +61,11 @@ def answer_errors(route: Callable[[], Answer], request_id: str) -> Answer:
         )
     except InvalidInput as error:
         logger.info("rejected", extra={"field": error.field, "reason": error.message})
-        return error.status, {"error": error.message, "field": error.field}, {}
+        headers = {}
+        if isinstance(error, Unauthorized) and error.field == "Authorization":
+            # RFC 6750 section 3: a 401 names the scheme the resource expects.
+            headers["WWW-Authenticate"] = 'Bearer realm="userstatus"'
+        return error.status, {"error": error.message, "field": error.field}, headers
     except RelayError as error:
         return error.status, {"error": error.message}, {}
     except Exception:

@@ -4,7 +4,8 @@
   handshake with 400.
 * ``$disconnect``: forgets the connection.
 * ``newlog`` (a frame ``{"action": "newlog", ...fields of POST /newlog...}``): stores the message
-  like ``POST /newlog``. No answer: the sender receives its message through the broadcast.
+  like ``POST /newlog``. No answer: the sender receives its message through the broadcast. The
+  frame's ``key`` field is its publish key (``PUBLISH_AUTH``: see ``userstatus.publish_keys``).
 * ``$default`` (any other frame): answers ``{"error": "...", "supported_actions": [...]}``.
   A ``newlog`` frame lands here when the stage leaves that route out (``post_auth=iam``): it is
   answered 403, pointing to the signed ``POST /newlog``.
@@ -27,6 +28,7 @@ from userstatus import deadline
 from userstatus.errors import InvalidInput
 from userstatus.logs import bind_request_id, log_adjustments
 from userstatus.model import parse_json_object, validate_message, validate_site
+from userstatus.publish_keys import frame_key
 from userstatus.routes import WEBSOCKET_ACTIONS
 from userstatus.runtime import Runtime, runtime
 from userstatus.web import Answer, answer_errors, json_text, request_body
@@ -86,7 +88,14 @@ def newlog(event: Event, connection_id: str, rt: Runtime) -> Answer:
     received_at = time.time()
     fields = parse_json_object(request_body(event))
     fields.pop("action", None)
+    key = frame_key(fields)  # never part of the message
     message = validate_message(fields, received_at=received_at)
+    rt.publish.check(
+        message.site,
+        key,
+        field="key",
+        source=str(event.get("requestContext", {}).get("identity", {}).get("sourceIp", "")),
+    )
     log_adjustments(message)
     rt.messages.put(message, received_at=received_at)
     # No body: API Gateway (and ministack) would send it to the sender as a frame, which the

@@ -18,6 +18,7 @@ from userstatus.runtime import runtime
 
 MESSAGES_TABLE = "messages-test"
 CONNECTIONS_TABLE = "connections-test"
+PUBLISH_KEYS_TABLE = "publish-keys-test"
 
 # Parsing botocore's service models costs ~0.1 s a client; share one loader across tests.
 _SHARED_LOADER = botocore.loaders.create_loader()
@@ -45,6 +46,8 @@ def env(monkeypatch: pytest.MonkeyPatch, management_api: FakeManagementApi) -> I
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MESSAGES_TABLE", MESSAGES_TABLE)
     monkeypatch.setenv("CONNECTIONS_TABLE", CONNECTIONS_TABLE)
+    monkeypatch.setenv("PUBLISH_KEYS_TABLE", PUBLISH_KEYS_TABLE)
+    monkeypatch.delenv("PUBLISH_AUTH", raising=False)
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_ENDPOINT", management_api.endpoint)
     monkeypatch.setattr(boto3.session, "Session", _session_with_shared_loader)
     runtime.cache_clear()
@@ -56,11 +59,12 @@ def env(monkeypatch: pytest.MonkeyPatch, management_api: FakeManagementApi) -> I
 
 @pytest.fixture
 def dynamodb(env: None) -> Iterator[Any]:
-    """A moto DynamoDB with both tables, created from the stack's key definitions."""
+    """A moto DynamoDB with the three tables, created from the stack's key definitions."""
     with mock_aws():
         client = boto3.session.Session().client("dynamodb", region_name="us-east-1")
         client.create_table(**keys.MESSAGES.create_table_kwargs(MESSAGES_TABLE))
         client.create_table(**keys.CONNECTIONS.create_table_kwargs(CONNECTIONS_TABLE))
+        client.create_table(**keys.PUBLISH_KEYS.create_table_kwargs(PUBLISH_KEYS_TABLE))
         yield client
 
 

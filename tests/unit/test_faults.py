@@ -270,7 +270,7 @@ def test_disconnect_fault_is_503_and_the_row_stays_until_its_ttl(
             # API Gateway ignores the answer; the row stays until a 410 or its TTL removes it
             assert connection_rows(dynamodb) == [("tst", "VfgCPdIeoAMCJxA=")]
             [item] = dynamodb.scan(TableName=CONNECTIONS)["Items"]
-            assert int(item[keys.CONNECTIONS.ttl_attribute]["N"]) <= time.time() + 3 * 3600
+            assert int(item[keys.EXPIRES_AT]["N"]) <= time.time() + 3 * 3600
             # A repeated $disconnect removes it.
             assert ws(load_event("ws_disconnect")) == (200, None)
             assert connection_rows(dynamodb) == []
