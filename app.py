@@ -18,8 +18,8 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from userstatus_stack.config import SharedDomain, StageConfig, StageConfigError
-from userstatus_stack.stack import UserStatusStack, stack_name
-from userstatus_stack.stages import STAGES
+from userstatus_stack.stack import UserStatusStack
+from userstatus_stack.stages import STAGES, stack_name
 
 DEFAULT_STAGE = "dev"
 
@@ -63,6 +63,14 @@ def with_alarm_destination(config: StageConfig, app: App) -> StageConfig:
     )
 
 
+def with_publish_auth(config: StageConfig, app: App) -> StageConfig:
+    """``config`` with the publish mode given as context (``-c publish_auth=audit``), which
+    replaces the stage's own: how an operator moves a stage open -> audit -> keys for one
+    deploy before writing it into ``STAGES``."""
+    mode = app.node.try_get_context("publish_auth")
+    return config if mode is None else replace(config, publish_auth=str(mode))  # type: ignore[arg-type]
+
+
 def build(app: App, config: StageConfig) -> UserStatusStack:
     """Add the stage's stack to ``app``."""
     name = stack_name(config.stage)
@@ -80,7 +88,8 @@ def main() -> None:
     app = App()
     stage = app.node.try_get_context("stage") or DEFAULT_STAGE
     try:
-        build(app, with_alarm_destination(stage_config(str(stage)), app))
+        config = with_alarm_destination(stage_config(str(stage)), app)
+        build(app, with_publish_auth(config, app))
     except (UnknownStageError, StageConfigError) as error:
         sys.exit(f"error: {error}")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from userstatus.config import PUBLISH_AUTH_MODES, PublishAuth
 from userstatus.deadline import ATTEMPT_NEEDS_SECONDS
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ class StageConfig:
     broadcast_max_record_age_seconds: int = 3600
     failure_queue_retention_days: int = 14
     post_auth: PostAuth = "none"
+    # Who may post (userstatus.publish_keys): "open" (anyone, as before), "audit" (anyone, and
+    # posts without a valid key are logged and counted), "keys" (a valid key of the site).
+    publish_auth: PublishAuth = "open"
     custom_domain: CustomDomain | None = None
     # Where alarms go: an existing SNS topic, or a topic the stack creates with this address
     # subscribed. With neither, the stack creates a topic nobody is subscribed to, unless the
@@ -136,6 +140,11 @@ class StageConfig:
         if self.post_auth not in POST_AUTH_CHOICES:
             raise StageConfigError(
                 f"post_auth must be one of {', '.join(POST_AUTH_CHOICES)}, got {self.post_auth!r}"
+            )
+        if self.publish_auth not in PUBLISH_AUTH_MODES:
+            raise StageConfigError(
+                f"publish_auth must be one of {', '.join(PUBLISH_AUTH_MODES)}, "
+                f"got {self.publish_auth!r}"
             )
         if not self.cors_allowed_origins:
             raise StageConfigError("cors_allowed_origins needs at least one origin (or '*')")

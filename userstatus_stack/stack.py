@@ -22,11 +22,6 @@ from userstatus_stack.storage import Storage
 from userstatus_stack.websocket_api import StatusWebSocketApi
 
 
-def stack_name(stage: str) -> str:
-    """The CloudFormation stack name of a stage."""
-    return f"photonranch-userstatus-{stage}"
-
-
 class UserStatusStack(Stack):
     """Composes the constructs and wires the least-privilege grants between them."""
 
@@ -42,10 +37,14 @@ class UserStatusStack(Stack):
         self.storage = Storage(self, "Storage", removal_policy=config.removal_policy)
         messages = self.storage.messages_table
         connections = self.storage.connections_table
+        publish_keys = self.storage.publish_keys_table
         code = lambda_code()
         environment = {
+            "STAGE": config.stage,
             "MESSAGES_TABLE": messages.table_name,
             "CONNECTIONS_TABLE": connections.table_name,
+            "PUBLISH_AUTH": config.publish_auth,
+            "PUBLISH_KEYS_TABLE": publish_keys.table_name,
             "MESSAGE_RETENTION_DAYS": str(config.message_retention_days),
             "CORS_ALLOWED_ORIGINS": config.cors_allowed_origins_env,
         }
@@ -85,6 +84,11 @@ class UserStatusStack(Stack):
         )
         if any(route.posts_messages for route in self.websocket_api.routes):
             messages.grant(websocket_fn, "dynamodb:PutItem")
+        if config.publish_auth != "open":
+            # Each post's key is one read of (site, key id); keys are written by operators.
+            _grant(http_fn, [publish_keys.table_arn], "dynamodb:GetItem")
+            if any(route.posts_messages for route in self.websocket_api.routes):
+                _grant(websocket_fn, [publish_keys.table_arn], "dynamodb:GetItem")
 
         broadcast_fn = self.broadcaster.function
         _grant(broadcast_fn, [connections.table_arn], "dynamodb:Query", "dynamodb:DeleteItem")
@@ -142,6 +146,12 @@ class UserStatusStack(Stack):
         )
         CfnOutput(self, "MessagesTableName", value=messages.table_name)
         CfnOutput(self, "ConnectionsTableName", value=connections.table_name)
+        CfnOutput(
+            self,
+            "PublishKeysTableName",
+            value=publish_keys.table_name,
+            description="Publish keys of the sites (userstatus-keys --stage)",
+        )
         CfnOutput(
             self,
             "AlarmTopicArn",

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from userstatus_stack.config import StageConfig
 
+
+def stack_name(stage: str) -> str:
+    """The CloudFormation stack name of a stage."""
+    return f"photonranch-userstatus-{stage}"
+
+
 STAGES: dict[str, StageConfig] = {
     "dev": StageConfig(
         stage="dev",

@@ -1,4 +1,4 @@
-"""The two DynamoDB tables, built from the key schemas in ``userstatus.keys``."""
+"""The three DynamoDB tables, built from the key schemas in ``userstatus.keys``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from userstatus.keys import CONNECTIONS, MESSAGES, KeyAttribute, TableSchema
+from userstatus.keys import CONNECTIONS, MESSAGES, PUBLISH_KEYS, KeyAttribute, TableSchema
 from userstatus_stack.nag import acknowledge
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
@@ -50,7 +50,8 @@ def _table(
 
 
 class Storage(Construct):
-    """Messages (streamed to the broadcaster) and WebSocket connections, both expiring by TTL."""
+    """Messages (streamed to the broadcaster) and WebSocket connections, both expiring by TTL,
+    and the sites' publish keys (hashes only; kept, and restorable)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy):
         super().__init__(scope, construct_id)
@@ -69,6 +70,14 @@ class Storage(Construct):
             removal_policy=removal_policy,
             stream=None,
             point_in_time_recovery=False,
+        )
+        self.publish_keys_table = _table(
+            self,
+            "PublishKeys",
+            PUBLISH_KEYS,
+            removal_policy=removal_policy,
+            stream=None,
+            point_in_time_recovery=True,
         )
         acknowledge(
             self.connections_table,

@@ -46,6 +46,12 @@ def iam_variant(synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized
     return synthesize(config)
 
 
+@pytest.fixture(scope="session")
+def keys_variant(synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized:
+    """dev with ``publish_auth='keys'`` and an alarm topic."""
+    return synthesize(_keys_config())
+
+
 @pytest.fixture(scope="session", params=STAGES)
 def domain_variant(
     request: pytest.FixtureRequest, synthesize: Callable[[StageConfig], Synthesized]
@@ -54,15 +60,24 @@ def domain_variant(
     return synthesize(deployable_config(request.param, domain=TEST_DOMAIN))
 
 
-@pytest.fixture(scope="session", params=["iam", *(f"domain-{stage}" for stage in STAGES)])
+@pytest.fixture(scope="session", params=["iam", "keys", *(f"domain-{stage}" for stage in STAGES)])
 def variant(
     request: pytest.FixtureRequest, synthesize: Callable[[StageConfig], Synthesized]
 ) -> Synthesized:
-    """Each non-default variant once: dev with IAM post auth, each stage with the domain."""
+    """Each non-default variant once: dev with IAM post auth, dev with publish keys, each stage
+    with the domain."""
     name: str = request.param
     if name == "iam":
         return synthesize(_iam_config())
+    if name == "keys":
+        return synthesize(_keys_config())
     return synthesize(deployable_config(name.removeprefix("domain-"), domain=TEST_DOMAIN))
+
+
+def _keys_config() -> StageConfig:
+    return replace(
+        cdk_app.stage_config("dev"), publish_auth="keys", alarm_topic_arn=TEST_ALARM_TOPIC
+    )
 
 
 def _iam_config() -> StageConfig:

@@ -14,7 +14,7 @@ from aws_cdk import App, RemovalPolicy
 import app as cdk_app
 from tests.infra.infra_stacks import REPO_ROOT, TEST_ALARM_TOPIC, TEST_DOMAIN, cdk_json_context
 from userstatus_stack.config import StageConfig, StageConfigError
-from userstatus_stack.stack import stack_name
+from userstatus_stack.stages import stack_name
 
 
 def test_unknown_stage_is_a_clear_error() -> None:
@@ -54,6 +54,7 @@ def test_stages_are_open_to_posts_and_have_no_domain_by_default() -> None:
     for stage in cdk_app.STAGES:
         config = cdk_app.stage_config(stage)
         assert config.post_auth == "none"
+        assert config.publish_auth == "open"
         assert config.custom_domain is None
 
 
@@ -70,6 +71,7 @@ def test_domain_mapping_keys_match_the_existing_urls() -> None:
     "change",
     [
         {"post_auth": "cognito"},
+        {"publish_auth": "closed"},
         {"cors_allowed_origins": ()},
         {"broadcast_batching_window_seconds": 301},
         {"broadcast_max_record_age_seconds": 10},
@@ -108,6 +110,20 @@ def test_the_alarm_destination_comes_from_cdk_context(
 ) -> None:
     config = cdk_app.with_alarm_destination(cdk_app.stage_config("prod"), App(context=context))
     assert (config.alarm_email, config.alarm_topic_arn) == expected
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"), [({"publish_auth": "audit"}, "audit"), ({}, "open")]
+)
+def test_the_publish_mode_comes_from_cdk_context(context: dict[str, str], expected: str) -> None:
+    config = cdk_app.with_publish_auth(cdk_app.stage_config("dev"), App(context=context))
+    assert config.publish_auth == expected
+
+
+def test_cdk_synth_with_an_unknown_publish_mode_exits_with_the_reason() -> None:
+    result = run_app(stage="dev", publish_auth="closed")
+    assert result.returncode == 1
+    assert "error: publish_auth must be one of open, audit, keys, got 'closed'" in result.stderr
 
 
 def test_cdk_synth_of_prod_without_alarm_destination_exits_with_the_reason() -> None:

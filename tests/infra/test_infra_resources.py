@@ -11,7 +11,7 @@ from aws_cdk.assertions import Capture, Match
 
 from tests.infra.infra_stacks import REPO_ROOT, Synthesized
 from tests.infra.infra_template import function_by_handler, properties, resources, role_statements
-from userstatus.keys import CONNECTIONS, CONNECTIONS_BY_ID_INDEX, MESSAGES
+from userstatus.keys import CONNECTIONS, CONNECTIONS_BY_ID_INDEX, MESSAGES, PUBLISH_KEYS
 from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
 from userstatus_stack.functions import RUNTIME
 
@@ -59,9 +59,13 @@ def test_function_environment(synthesized: Synthesized) -> None:
     config = synthesized.config
     messages = synthesized.logical_id(synthesized.stack.storage.messages_table)
     connections = synthesized.logical_id(synthesized.stack.storage.connections_table)
+    publish_keys = synthesized.logical_id(synthesized.stack.storage.publish_keys_table)
     common = {
+        "STAGE": config.stage,
         "MESSAGES_TABLE": {"Ref": messages},
         "CONNECTIONS_TABLE": {"Ref": connections},
+        "PUBLISH_AUTH": "open",
+        "PUBLISH_KEYS_TABLE": {"Ref": publish_keys},
         "MESSAGE_RETENTION_DAYS": str(config.message_retention_days),
         "CORS_ALLOWED_ORIGINS": ",".join(config.cors_allowed_origins),
     }
@@ -154,6 +158,27 @@ def test_connections_table_keys_index_and_ttl(synthesized: Synthesized) -> None:
                     "Enabled": True,
                 },
                 "StreamSpecification": Match.absent(),
+                "BillingMode": "PAY_PER_REQUEST",
+                "SSESpecification": {"SSEEnabled": True},
+            },
+            "DeletionPolicy": DELETION_POLICY[synthesized.config.removal_policy],
+        },
+    )
+
+
+def test_publish_keys_table_keys_recovery_and_no_ttl(synthesized: Synthesized) -> None:
+    synthesized.template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "Properties": {
+                "KeySchema": [
+                    {"AttributeName": PUBLISH_KEYS.partition_key.name, "KeyType": "HASH"},
+                    {"AttributeName": PUBLISH_KEYS.sort_key.name, "KeyType": "RANGE"},
+                ],
+                "TimeToLiveSpecification": Match.absent(),
+                "StreamSpecification": Match.absent(),
+                "GlobalSecondaryIndexes": Match.absent(),
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "BillingMode": "PAY_PER_REQUEST",
                 "SSESpecification": {"SSEEnabled": True},
             },
@@ -287,6 +312,7 @@ def _names(synthesized: Synthesized, function_id: str) -> dict[str, str]:
     return {
         synthesized.logical_id(stack.storage.messages_table): "messages",
         synthesized.logical_id(stack.storage.connections_table): "connections",
+        synthesized.logical_id(stack.storage.publish_keys_table): "publish_keys",
         synthesized.logical_id(stack.broadcaster.failure_queue): "failure_queue",
         synthesized.logical_id(stack.websocket_api.api): "websocket_api",
         log_group: "own_log_group",
@@ -319,6 +345,17 @@ def test_websocket_function_iam_statements(synthesized: Synthesized) -> None:
         (("dynamodb:Query",), (f"connections.Arn/index/{CONNECTIONS_BY_ID_INDEX}",)),
         (("dynamodb:PutItem",), ("messages.Arn",)),
     }
+
+
+def test_checking_keys_grants_one_read_of_the_keys_table(keys_variant: Synthesized) -> None:
+    read_keys = (("dynamodb:GetItem",), ("publish_keys.Arn",))
+    assert read_keys in _statements(keys_variant, HTTP_HANDLER)
+    assert read_keys in _statements(keys_variant, WEBSOCKET_HANDLER)
+    assert read_keys not in _statements(keys_variant, BROADCAST_HANDLER)
+    keys_variant.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": HTTP_HANDLER, "Environment": {"Variables": {"PUBLISH_AUTH": "keys"}}},
+    )
 
 
 def test_broadcast_function_iam_statements(synthesized: Synthesized) -> None:
@@ -403,6 +440,7 @@ def test_outputs(synthesized: Synthesized) -> None:
         "WebSocketUrl",
         "MessagesTableName",
         "ConnectionsTableName",
+        "PublishKeysTableName",
         "AlarmTopicArn",
     }
     stack = synthesized.stack
@@ -414,6 +452,9 @@ def test_outputs(synthesized: Synthesized) -> None:
     }
     assert outputs["ConnectionsTableName"]["Value"] == {
         "Ref": synthesized.logical_id(stack.storage.connections_table)
+    }
+    assert outputs["PublishKeysTableName"]["Value"] == {
+        "Ref": synthesized.logical_id(stack.storage.publish_keys_table)
     }
     assert outputs["WebSocketUrl"]["Value"]["Fn::Join"][1][0] == "wss://"
     assert outputs["HttpApiUrl"]["Value"]["Fn::Join"][1][0] == "https://"
