@@ -35,12 +35,13 @@ def relay() -> Iterator[FakeRelay]:
 def _no_relay_urls_from_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("USERSTATUS_URL", raising=False)
     monkeypatch.delenv("USERSTATUS_WS_URL", raising=False)
+    monkeypatch.delenv("USERSTATUS_KEY", raising=False)
 
 
 @pytest.fixture
 def client_env() -> dict[str, str]:
     """Environment for a ``python -m userstatus_client`` subprocess, without relay URLs set."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "USERSTATUS_KEY"}
     env["PYTHONPATH"] = os.pathsep.join([str(CLIENT_SRC), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env

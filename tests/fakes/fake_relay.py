@@ -58,6 +58,8 @@ class _State:
     failures: list[InjectedFailure] = field(default_factory=list)
     handshake_failures: list[InjectedFailure] = field(default_factory=list)
     handshake_attempts: int = 0
+    # (path, Authorization header or None) of every HTTP request, in order.
+    authorizations: list[tuple[str, str | None]] = field(default_factory=list)
     sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)
 
 
@@ -125,6 +127,12 @@ class FakeRelay:
         """Every ``POST /newlog`` that reached the fake, including failed ones."""
         with self._lock:
             return self._state.newlog_attempts
+
+    @property
+    def authorizations(self) -> list[tuple[str, str | None]]:
+        """(path, Authorization header or None) of each /newlog and /recent-logs request."""
+        with self._lock:
+            return list(self._state.authorizations)
 
     def messages(self, site: str | None = None) -> list[str]:
         return [r.message for r in self.records if site is None or r.site == site]
@@ -255,6 +263,7 @@ class FakeRelay:
     async def _newlog(self, request: web.Request) -> web.Response:
         with self._lock:
             self._state.newlog_attempts += 1
+            self._state.authorizations.append((request.path, request.headers.get("Authorization")))
         gate = self._gate
         if gate is not None:
             await gate.wait()
@@ -306,6 +315,8 @@ class FakeRelay:
         )
 
     async def _recent_logs(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self._state.authorizations.append((request.path, request.headers.get("Authorization")))
         failure = self._take_failure()
         if failure is not None:
             return failure

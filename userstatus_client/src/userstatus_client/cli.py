@@ -1,8 +1,10 @@
 """The ``userstatus`` command: ``send`` a status message, ``tail`` a site's messages.
 
 URLs come from ``--url`` / ``--ws-url``, else ``$USERSTATUS_URL`` / ``$USERSTATUS_WS_URL``, else
-the local relay of ``make dev`` (http://127.0.0.1:3000, ws://127.0.0.1:3001). The site and the
-URLs, from flags or the environment, are checked before anything is sent. Exit status: 0 on
+the local relay of ``make dev`` (http://127.0.0.1:3000, ws://127.0.0.1:3001). The site's
+publish key (stages that check keys) comes from ``--key``, else ``$USERSTATUS_KEY``; ``tail``
+needs none. The site, the URLs and the key, from flags or the environment, are checked before
+anything is sent. Exit status: 0 on
 success, 1 when the relay refused or could not be reached, 2 for bad arguments (a bad URL in
 the environment included), 130 on Ctrl-C.
 """
@@ -20,7 +22,15 @@ from typing import TextIO
 from userstatus_client import __version__
 from userstatus_client.handler import SITE_PATTERN
 from userstatus_client.levels import normalize_level
-from userstatus_client.relay import URL_ENV, RetryPolicy, UserStatusError, check_base_url, send
+from userstatus_client.relay import (
+    KEY_ENV,
+    URL_ENV,
+    RetryPolicy,
+    UserStatusError,
+    check_base_url,
+    resolve_key,
+    send,
+)
 from userstatus_client.tail import WS_URL_ENV, follow, parse_duration
 
 LEVEL_CHOICES = ("debug", "info", "warning", "error", "critical", "warn", "fatal")
@@ -34,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=_site,
         help="observatory site code, 1-64 letters, digits, '-' or '_', e.g. tst",
+    )
+    common.add_argument(
+        "--key",
+        type=_key,
+        help=f"the site's publish key, where the stage checks keys (default: ${KEY_ENV}); "
+        "tail reads without one",
     )
     common.add_argument(
         "--url",
@@ -121,6 +137,11 @@ def main(
     parser = build_parser()
     args = parser.parse_args(argv)
     _urls_from_the_environment(parser, args)
+    if args.key is None:
+        try:
+            resolve_key(None)
+        except ValueError as exc:
+            parser.error(f"${KEY_ENV}: {exc}")
     try:
         if args.command == "send":
             return _send(args, stdin, stdout)
@@ -141,6 +162,7 @@ def _send(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
         timestamp=args.timestamp,
         url=args.url,
         retry=RetryPolicy(retries=args.retries),
+        key=args.key,
     )
     record = {
         "site": stored.site,
@@ -174,6 +196,16 @@ def _tail(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         )
     )
     return 0
+
+
+def _key(text: str) -> str:
+    try:
+        key = resolve_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if key is None:
+        raise argparse.ArgumentTypeError("the publish key is empty")
+    return key
 
 
 def _urls_from_the_environment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -72,6 +72,8 @@ class UserStatusHandler(logging.Handler):
       ``close_timeout`` in total, a request in flight included.
     - ``timeout``: per-request socket timeout; ``max_backoff``: longest wait between retries
       while the relay is unavailable.
+    - ``key``: the site's publish key (default ``$USERSTATUS_KEY``), for stages that check keys;
+      a refused key counts as rejected records, like any 4xx.
 
     Levels map to the relay's five levels, rounding down; the handler's formatter makes the
     message text (default ``%(message)s``, plus the traceback if any) and its level filters.
@@ -87,6 +89,7 @@ class UserStatusHandler(logging.Handler):
         close_timeout: float = 5.0,
         timeout: float = 5.0,
         max_backoff: float = 10.0,
+        key: str | None = None,
     ) -> None:
         super().__init__(level)
         if not SITE_PATTERN.match(site):
@@ -114,7 +117,7 @@ class UserStatusHandler(logging.Handler):
         self._relay_down_since: float | None = None
         self._last_rejection_warning = -_REJECTION_WARNING_INTERVAL
         self._last_drop_notice = -_DROP_NOTICE_INTERVAL
-        self._client = RelayClient(self.url, timeout=timeout, retry=RetryPolicy(retries=0))
+        self._client = RelayClient(self.url, timeout=timeout, retry=RetryPolicy(retries=0), key=key)
         self._worker = threading.Thread(
             target=self._run, name=f"userstatus-handler-{site}", daemon=True
         )

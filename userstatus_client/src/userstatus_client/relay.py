@@ -9,6 +9,10 @@ Wire format (the contract with the server):
 - ``GET {base}/recent-logs?site=S&after_time=T[&limit=N]`` answers a JSON array, oldest first,
   of ``{"site", "message", "log_level", "timestamp"}``.
 - ``GET {base}/onlineusers?site=S`` answers ``{"site": S, "connections": N}``.
+- On a stage that checks publish keys, ``POST /newlog`` carries ``Authorization: Bearer <key>``
+  (the ``key`` argument, else ``$USERSTATUS_KEY``): 401 without one, 403 for a key of another
+  site or a revoked one. Reads need no key, and none is sent with them. The key is never
+  logged, printed or put in an exception.
 
 5xx answers, 429 (API Gateway throttling) and connection errors are retried with bounded,
 jittered exponential backoff; any other 4xx raises :class:`RelayRejectedError` at once, carrying
@@ -31,6 +35,7 @@ from userstatus_client.levels import normalize_level
 
 __all__ = [
     "DEFAULT_URL",
+    "KEY_ENV",
     "URL_ENV",
     "LogEntry",
     "RelayClient",
@@ -40,11 +45,13 @@ __all__ = [
     "StoredMessage",
     "UserStatusError",
     "check_base_url",
+    "resolve_key",
     "resolve_url",
     "send",
 ]
 
 URL_ENV = "USERSTATUS_URL"
+KEY_ENV = "USERSTATUS_KEY"
 DEFAULT_URL = "http://127.0.0.1:3000"
 """The local relay started by ``make dev``."""
 
@@ -196,11 +203,13 @@ class RelayClient:
         timeout: float = 5.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        key: str | None = None,
     ) -> None:
         try:
             self.url = check_base_url(resolve_url(url))
         except ValueError as exc:
             raise ValueError(f"relay URL {exc}") from None
+        self._key = resolve_key(key)
         parts = urllib.parse.urlsplit(self.url)
         self._scheme = parts.scheme.lower()
         self._host = parts.hostname or ""  # never empty: check_base_url wants a host
@@ -239,7 +248,7 @@ class RelayClient:
         }
         if timestamp is not None:
             body["timestamp"] = timestamp
-        answer = self._request_with_retries("POST", "/newlog", body=body)
+        answer = self._request_with_retries("POST", "/newlog", body=body, authorized=True)
         if not isinstance(answer, dict):
             raise UserStatusError(f"unexpected answer from /newlog: {answer!r}")
         return StoredMessage.from_json(answer)
@@ -272,11 +281,14 @@ class RelayClient:
         *,
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        authorized: bool = False,
     ) -> Any:
         attempts = self.retry.retries + 1
         for attempt in range(attempts):
             try:
-                return self._request_once(method, path, query=query, body=body)
+                return self._request_once(
+                    method, path, query=query, body=body, authorized=authorized
+                )
             except _Transient as failure:
                 if attempt + 1 >= attempts:
                     raise RelayUnavailableError(attempts, failure.reason, failure.status) from None
@@ -290,6 +302,7 @@ class RelayClient:
         *,
         query: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
+        authorized: bool = False,
     ) -> Any:
         target = self._prefix + path
         if query:
@@ -298,6 +311,8 @@ class RelayClient:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if payload is not None:
             headers["Content-Type"] = "application/json"
+        if authorized and self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key}"
         try:
             status, retry_after_header, raw = self._exchange(method, target, payload, headers)
         except (OSError, http.client.HTTPException) as exc:
@@ -386,6 +401,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def resolve_key(key: str | None) -> str | None:
+    """The publish key: the argument, else ``$USERSTATUS_KEY``, else none; ValueError (which
+    never quotes the key) if it could not be sent as a header."""
+    chosen = key if key is not None else os.environ.get(KEY_ENV)
+    if chosen is None or chosen == "":
+        return None
+    if not isinstance(chosen, str) or not chosen.isprintable() or chosen != chosen.strip():
+        raise ValueError("the publish key must be printable text without spaces around it")
+    if any(c.isspace() for c in chosen) or len(chosen) > 256:
+        raise ValueError("the publish key must be one word of at most 256 characters")
+    return chosen
+
+
 def send(
     site: str,
     message: str,
@@ -395,12 +423,14 @@ def send(
     *,
     timeout: float = 5.0,
     retry: RetryPolicy | None = None,
+    key: str | None = None,
 ) -> StoredMessage:
     """Post one status message and return what the relay stored.
 
     ``level`` is a relay level name (any case; ``warn``/``fatal`` accepted) or a Python logging
-    level number. ``url`` defaults to ``$USERSTATUS_URL``, else the local relay. Raises
+    level number. ``url`` defaults to ``$USERSTATUS_URL``, else the local relay; ``key``, the
+    site's publish key, to ``$USERSTATUS_KEY``, else none (enough on an open stage). Raises
     :class:`RelayRejectedError` on 4xx and :class:`RelayUnavailableError` once retries are spent.
     """
-    with RelayClient(url, timeout=timeout, retry=retry) as client:
+    with RelayClient(url, timeout=timeout, retry=retry, key=key) as client:
         return client.send(site, message, level, timestamp)
