@@ -154,11 +154,11 @@ class WebSocketRelay:
         )
         socket = FrameLimitedWebSocket(
             max_frame_bytes=MAX_CLIENT_FRAME_BYTES,
-            on_frame_too_big=lambda size: logger.info(
-                "websocket closed: client frame over 32 KB",
-                extra={"connection_id": info.connection_id, "frame_bytes": size},
+            max_message_bytes=MAX_FRAME_BYTES,
+            on_too_big=lambda what, size: logger.info(
+                f"websocket closed: client {what} too big",
+                extra={"connection_id": info.connection_id, f"{what}_bytes": size},
             ),
-            max_msg_size=MAX_FRAME_BYTES,
             autoping=True,
             timeout=CLOSE_TIMEOUT_SECONDS,
             compress=False,

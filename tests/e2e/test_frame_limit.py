@@ -1,4 +1,5 @@
-"""The relay's guard of API Gateway's 32 KB client frame limit, byte by byte."""
+"""The relay's guard of API Gateway's 32 KB client frame and 128 KB message limits, byte by
+byte."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from userstatus_local import frame_limit
 from userstatus_local.frame_limit import FrameSizeGuard
 
 LIMIT = 32 * 1024
+MESSAGE_LIMIT = 4 * LIMIT
 OPCODE_CONTINUATION = 0x0
+OPCODE_PING = 0x9
 
 
 class Recorder:
@@ -37,9 +40,12 @@ def frame(opcode: int, payload: bytes, final: bool = True) -> bytes:
     return bytes(header) + payload  # the mask is zero, so the payload is as sent
 
 
-def guarded() -> tuple[Recorder, FrameSizeGuard, list[int]]:
+def guarded() -> tuple[Recorder, FrameSizeGuard, list[tuple[str, int]]]:
     inner, too_big = Recorder(), []
-    return inner, FrameSizeGuard(inner, LIMIT, too_big.append), too_big
+    guard = FrameSizeGuard(
+        inner, LIMIT, lambda what, size: too_big.append((what, size)), MESSAGE_LIMIT
+    )
+    return inner, guard, too_big
 
 
 def feed_in_chunks(guard: FrameSizeGuard, stream: bytes, size: int) -> None:
@@ -82,7 +88,7 @@ def test_a_frame_over_the_limit_and_every_data_frame_after_it_are_held_back(chun
         ]
     )
     feed_in_chunks(guard, stream, chunk)
-    assert too_big == [LIMIT + 1]
+    assert too_big == [("frame", LIMIT + 1)]
     assert guard.tripped
     # The function sees the frame before, and aiohttp's reader the client's close, nothing else.
     assert bytes(inner.received) == before + client_close
@@ -92,14 +98,38 @@ def test_an_oversized_fragment_of_a_message_trips_the_guard() -> None:
     inner, guard, too_big = guarded()
     first = frame(OPCODE_TEXT, b"a" * 100, final=False)
     guard.feed_data(first + frame(OPCODE_CONTINUATION, b"b" * (LIMIT + 1)))
-    assert too_big == [LIMIT + 1]
+    assert too_big == [("frame", LIMIT + 1)]
     assert bytes(inner.received) == first
+
+
+@pytest.mark.parametrize("chunk", [1, 1000, 1 << 20])
+def test_the_fragment_that_takes_a_message_over_128_kb_trips_the_guard(chunk: int) -> None:
+    inner, guard, too_big = guarded()
+    # A whole message at the limit, then one a byte over it, with a ping between fragments.
+    at_limit = [frame(OPCODE_TEXT, b"a" * LIMIT, final=False)]
+    at_limit += [frame(OPCODE_CONTINUATION, b"a" * LIMIT, final=False)] * 2
+    at_limit += [frame(OPCODE_CONTINUATION, b"a" * LIMIT)]
+    over = [frame(OPCODE_TEXT, b"b" * LIMIT, final=False), frame(OPCODE_PING, b"p")]
+    over += [frame(OPCODE_CONTINUATION, b"b" * LIMIT, final=False)] * 3
+    last = frame(OPCODE_CONTINUATION, b"b")
+    client_close = frame(OPCODE_CLOSE, struct.pack("!H", 1000))
+    feed_in_chunks(guard, b"".join([*at_limit, *over, last, client_close]), chunk)
+    assert too_big == [("message", MESSAGE_LIMIT + 1)]
+    assert bytes(inner.received) == b"".join([*at_limit, *over, client_close])
+
+
+def test_each_message_is_counted_from_its_first_frame() -> None:
+    inner, guard, too_big = guarded()
+    stream = b"".join(frame(OPCODE_TEXT, b"x" * LIMIT) for _ in range(10))
+    guard.feed_data(stream)
+    assert too_big == []
+    assert bytes(inner.received) == stream
 
 
 def test_a_header_announcing_a_terabyte_trips_the_guard_before_any_payload() -> None:
     inner, guard, too_big = guarded()
     guard.feed_data(client_frame_header(OPCODE_TEXT, 1 << 40))
-    assert too_big == [1 << 40]
+    assert too_big == [("frame", 1 << 40)]
     assert inner.received == b""
 
 
