@@ -44,12 +44,15 @@ MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
 
 setup: $(VENV_STAMP) $(TOOLS_STAMP) $(MINISTACK_STAMP)
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_client/pyproject.toml
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_client/pyproject.toml \
+		pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements-dev.txt -c constraints.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--no-build-isolation -c constraints.txt -e ./userstatus_client
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--no-build-isolation --no-deps -e .
 	touch $@
 
 $(LAMBDA_VENV_STAMP): requirements-lambda-tests.txt constraints.txt
