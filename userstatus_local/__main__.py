@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from userstatus.config import PUBLISH_AUTH_MODES
 from userstatus_local.faults import Faults
 from userstatus_local.options import RelayOptions
 from userstatus_local.relay import run
@@ -65,6 +66,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run the functions with this stage's timeouts and memory, and poll the stream with "
         f"its event source mapping settings (userstatus_stack/stages.py; {DEFAULTS.stage})",
     )
+    parser.add_argument(
+        "--publish-auth",
+        choices=PUBLISH_AUTH_MODES,
+        help="who may post: open (anyone), audit (anyone; posts without a valid publish key "
+        "are logged and counted), keys (a publish key of the site); default: the stage's",
+    )
+    parser.add_argument("--publish-keys-table", default=DEFAULTS.publish_keys_table)
     parser.add_argument(
         "--failure-queue",
         metavar="FILE",
@@ -134,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dynamodb_port=args.dynamodb_port,
             messages_table=args.messages_table,
             connections_table=args.connections_table,
+            publish_keys_table=args.publish_keys_table,
+            publish_auth=args.publish_auth,
             idle_timeout=args.idle_timeout,
             max_connection_seconds=args.max_connection_seconds,
             stage=args.stage,

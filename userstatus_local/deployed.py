@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
+from userstatus.config import PUBLISH_AUTH_MODES
+
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 MINISTACK_PYTHON = REPOSITORY_ROOT / ".tools" / "ministack" / "bin" / "python"
 CDK_CLI = REPOSITORY_ROOT / ".tools" / "node_modules" / ".bin" / "cdk"
@@ -260,10 +262,12 @@ class DeployedStack:
         cls,
         stage: str = DEFAULT_STAGE,
         *,
+        publish_auth: str | None = None,
         record_iam: bool = False,
         progress: Callable[[str], None] | None = None,
     ) -> Self:
-        """Start ministack, synthesize, bootstrap and deploy ``stage``; stopped on any error."""
+        """Start ministack, synthesize, bootstrap and deploy ``stage`` (with ``publish_auth``
+        instead of the stage's own if given: ``-c publish_auth=...``); stopped on any error."""
         if stage not in STAGES:
             raise DeployError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
         for tool in (MINISTACK_PYTHON, CDK_CLI):
@@ -289,6 +293,7 @@ class DeployedStack:
                     # creates the subscription and sends no email.
                     "-c",
                     f"alarm_email={LOCAL_ALARM_EMAIL}",
+                    *(["-c", f"publish_auth={publish_auth}"] if publish_auth else []),
                     "-o",
                     str(work_dir / "cdk.out"),
                     "--quiet",
@@ -379,12 +384,17 @@ class DeployedStack:
     def connections_table(self) -> str:
         return self.outputs["ConnectionsTableName"]
 
+    @property
+    def publish_keys_table(self) -> str:
+        return self.outputs["PublishKeysTableName"]
+
     def ready_line(self) -> str:
         """The machine-readable line ``make stack-local`` prints once the stack is up."""
         return (
             f"READY http={self.http_url} ws={self.ws_url} management={self.management_endpoint} "
             f"iam=enforced ca={self.ca_path} aws={self.gateway} region={REGION} "
-            f"messages_table={self.messages_table} connections_table={self.connections_table}"
+            f"messages_table={self.messages_table} connections_table={self.connections_table} "
+            f"keys_table={self.publish_keys_table}"
         )
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -603,6 +613,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Deploy the synthesized stack of a stage into ministack on this machine.",
     )
     parser.add_argument("--stage", default=DEFAULT_STAGE, choices=STAGES)
+    parser.add_argument(
+        "--publish-auth",
+        choices=PUBLISH_AUTH_MODES,
+        help="deploy with this publish mode instead of the stage's (-c publish_auth=...)",
+    )
     options = parser.parse_args(argv)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -612,7 +627,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     try:
-        stack = DeployedStack.start(options.stage, progress=progress)
+        stack = DeployedStack.start(
+            options.stage, publish_auth=options.publish_auth, progress=progress
+        )
     except DeployError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -119,12 +119,15 @@ def _end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def ensure_tables(client: Any, messages_table: str, connections_table: str) -> str:
-    """Create both tables if missing and make sure messages has a stream; return its ARN."""
+def ensure_tables(
+    client: Any, messages_table: str, connections_table: str, publish_keys_table: str
+) -> str:
+    """Create the three tables if missing and make sure messages has a stream; its ARN."""
     # Imported here: this module is used before the handlers' environment is set.
     from userstatus import keys
 
     _ensure_table(client, keys.CONNECTIONS.create_table_kwargs(connections_table))
+    _ensure_table(client, keys.PUBLISH_KEYS.create_table_kwargs(publish_keys_table))
     kwargs = keys.MESSAGES.create_table_kwargs(messages_table)
     kwargs["StreamSpecification"] = MESSAGES_STREAM
     description = _ensure_table(client, kwargs)

@@ -29,6 +29,7 @@ def configure_environment(
     management_endpoint: str,
     messages_table: str,
     connections_table: str,
+    publish_keys_table: str,
     embedded: bool,
     retention_days: int = 7,
     environ: MutableMapping[str, str] | None = None,
@@ -42,6 +43,7 @@ def configure_environment(
     env = os.environ if environ is None else environ
     env["MESSAGES_TABLE"] = messages_table
     env["CONNECTIONS_TABLE"] = connections_table
+    env["PUBLISH_KEYS_TABLE"] = publish_keys_table
     env["WEBSOCKET_MANAGEMENT_ENDPOINT"] = management_endpoint
     env["MESSAGE_RETENTION_DAYS"] = str(retention_days)
     env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint

@@ -26,6 +26,9 @@ class RelayOptions:
     dynamodb_port: int = 0
     messages_table: str = "userstatus-local-messages"
     connections_table: str = "userstatus-local-connections"
+    publish_keys_table: str = "userstatus-local-publish-keys"
+    # Who may post (userstatus.publish_keys): open, audit or keys; None: the stage's own.
+    publish_auth: str | None = None
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
     max_connection_seconds: float = MAX_CONNECTION_SECONDS
     # The stage (userstatus_stack/stages.py) whose function and stream settings are imitated.

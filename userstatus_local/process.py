@@ -36,6 +36,7 @@ class RelayProcess:
     dynamodb_url: str
     messages_table: str
     connections_table: str
+    publish_keys_table: str
     failure_queue: Path
     stdout_path: Path
     stderr_path: Path
@@ -85,6 +86,7 @@ class RelayProcess:
             dynamodb_url=fields["dynamodb"],
             messages_table=fields["messages_table"],
             connections_table=fields["connections_table"],
+            publish_keys_table=fields["keys_table"],
             failure_queue=Path(fields["failure_queue"]),
             stdout_path=stdout_path,
             stderr_path=stderr_path,

@@ -13,6 +13,7 @@ On start it prints the URLs, ready-to-paste examples and a machine-readable line
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 
@@ -59,6 +60,7 @@ def run(options: RelayOptions) -> int:
             management_endpoint=addresses.management_endpoint,
             messages_table=options.messages_table,
             connections_table=options.connections_table,
+            publish_keys_table=options.publish_keys_table,
             embedded=embedded is not None,
         )
         add_lambda_source_to_path()
@@ -70,6 +72,9 @@ def run(options: RelayOptions) -> int:
                 f"use --stage <{'|'.join(sorted(STAGES))}>\n"
             )
             return 2
+        # The functions read these when they first run (userstatus.runtime), as in AWS.
+        os.environ["STAGE"] = options.stage
+        os.environ["PUBLISH_AUTH"] = options.publish_auth or STAGES[options.stage].publish_auth
         from userstatus_local.server import serve
 
         return asyncio.run(serve(options, addresses, http_socket, ws_socket))

@@ -64,7 +64,11 @@ async def serve(
 
     dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
     stream_arn = await asyncio.to_thread(
-        ensure_tables, dynamodb, options.messages_table, options.connections_table
+        ensure_tables,
+        dynamodb,
+        options.messages_table,
+        options.connections_table,
+        options.publish_keys_table,
     )
     # Build the handlers' per-process state once, here, rather than racing in worker threads.
     await asyncio.to_thread(runtime)
@@ -157,6 +161,13 @@ async def serve(
     return exit_status
 
 
+_POSTING = {
+    "open": "open to anyone (--publish-auth audit|keys to check publish keys)",
+    "audit": "open; posts without a valid publish key are logged and counted",
+    "keys": "needs a publish key of the site (userstatus-keys create --site S ...)",
+}
+
+
 def print_banner(addresses: RelayAddresses, failure_queue: Path) -> None:
     """The URLs, two ready-to-paste examples and the READY line, on stdout."""
     body = '{"site": "tst", "log_message": "hello from curl", "log_level": "info"}'
@@ -172,6 +183,7 @@ def print_banner(addresses: RelayAddresses, failure_queue: Path) -> None:
         f"  Viewer      {addresses.http_url}/?site=tst",
         f"  Management  {addresses.management_endpoint}/@connections/{{id}}",
         f"  DynamoDB    {addresses.dynamodb_url}  ({dynamodb})",
+        f"  Posting     {_POSTING[runtime().settings.publish_auth]}",
         f"  Failures    {failure_queue}  (stream batches given up on)",
         "",
         "Subscribe (in one terminal):",
@@ -184,6 +196,8 @@ def print_banner(addresses: RelayAddresses, failure_queue: Path) -> None:
         f"dynamodb={addresses.dynamodb_url} "
         f"messages_table={runtime().settings.messages_table} "
         f"connections_table={runtime().settings.connections_table} "
+        f"keys_table={runtime().settings.publish_keys_table} "
+        f"publish_auth={runtime().settings.publish_auth} "
         f"failure_queue={failure_queue}",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

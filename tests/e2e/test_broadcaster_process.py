@@ -60,6 +60,7 @@ def test_a_broadcaster_that_cannot_reach_the_stream_is_reported(
         management_endpoint=f"{nowhere}/local",
         messages_table="messages",
         connections_table="connections",
+        publish_keys_table="publish-keys",
         embedded=True,
         environ=environment,
     )
