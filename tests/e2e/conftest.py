@@ -25,8 +25,11 @@ def relay() -> Iterator[RelayProcess]:
 
 @pytest.fixture(scope="session")
 def deployed_stack() -> Iterator[DeployedStack]:
-    """The dev stack synthesized, bootstrapped and deployed into ministack (IAM checks recorded)."""
-    with DeployedStack.start("dev", record_iam=True) as stack:
+    """The dev stack synthesized, bootstrapped and deployed into ministack (IAM checks recorded),
+    with publish keys audited: every post is taken, as on an open stage, and the functions may
+    read keys, so tests/e2e/test_contract_publish_keys.py can switch it to ``keys`` or ``open``
+    by the functions' PUBLISH_AUTH variable without a second deployment."""
+    with DeployedStack.start("dev", publish_auth="audit", record_iam=True) as stack:
         yield stack
 
 

@@ -57,6 +57,10 @@ MINISTACK_GAPS: Mapping[str, str] = {
         "ministack accepts any signature made with the account's root key id (it checks those "
         "of the functions' roles: see test_deployed_least_privilege.py)"
     ),
+    "websocket_function_logs": (
+        "ministack writes no CloudWatch Logs for functions invoked by WebSocket routes (it does "
+        "for the HTTP API's and the event source mapping's)"
+    ),
     "plain_http_on_websocket_port": (
         "ministack serves every API on one port, so there is no WebSocket-only port to probe"
     ),
@@ -74,6 +78,7 @@ class Target:
     management_endpoint: str
     connections_table: str
     messages_table: str
+    publish_keys_table: str
     region: str
     credentials: Credentials
     ssl_context: ssl.SSLContext | None
@@ -92,6 +97,7 @@ class Target:
             management_endpoint=management,
             connections_table=relay.connections_table,
             messages_table=relay.messages_table,
+            publish_keys_table=relay.publish_keys_table,
             region="us-east-1",
             credentials=Credentials("local", "local"),
             ssl_context=None,
@@ -110,6 +116,7 @@ class Target:
             management_endpoint=stack.management_endpoint,
             connections_table=stack.connections_table,
             messages_table=stack.messages_table,
+            publish_keys_table=stack.publish_keys_table,
             region="us-east-1",
             credentials=Credentials("000000000000", "test"),
             ssl_context=stack.ssl_context(),

@@ -36,12 +36,12 @@ from tests.e2e.wire import (
     connection_ids,
     http,
     online_users,
-    post_message,
     receive_json,
     recent_logs,
     subscribe,
 )
 from userstatus.management_api import ConnectionPoster
+from userstatus.publish_keys import KeyStore
 from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
 from userstatus_local.deployed import DeployedStack
 
@@ -151,6 +151,11 @@ FORBIDDEN = {
     # The broadcaster reads the stream and connections; it never writes messages.
     "broadcast writes a message": (BROADCAST_HANDLER, "PutItem", "messages"),
     "broadcast writes a connection": (BROADCAST_HANDLER, "PutItem", "connections"),
+    # Functions read publish keys; none can make one, or list a site's keys.
+    "http_api writes a publish key": (HTTP_HANDLER, "PutItem", "publish_keys"),
+    "websocket_api writes a publish key": (WEBSOCKET_HANDLER, "PutItem", "publish_keys"),
+    "http_api lists publish keys": (HTTP_HANDLER, "Query", "publish_keys"),
+    "broadcast reads a publish key": (BROADCAST_HANDLER, "GetItem", "publish_keys"),
     # No function deletes a table.
     "http_api deletes the messages table": (HTTP_HANDLER, "DeleteTable", "messages"),
     "websocket_api deletes the connections table": (
@@ -176,6 +181,7 @@ def test_each_role_is_denied_what_it_must_not_do(
     table_name = {
         "messages": deployed_stack.messages_table,
         "connections": deployed_stack.connections_table,
+        "publish_keys": deployed_stack.publish_keys_table,
     }[table or ""]
     dynamodb = role.client(deployed_stack, "dynamodb")
     calls: dict[str, Callable[[], Any]] = {
@@ -189,6 +195,9 @@ def test_each_role_is_denied_what_it_must_not_do(
             KeyConditionExpression="site = :site",
             ExpressionAttributeValues={":site": {"S": "forbidden"}},
         ),
+        "GetItem": lambda: dynamodb.get_item(
+            TableName=table_name, Key={"site": {"S": "forbidden"}, "key_id": {"S": "0" * 12}}
+        ),
         "DeleteTable": lambda: dynamodb.delete_table(TableName=table_name),
     }
     assert _denied_code(calls[operation]) == "AccessDeniedException"
@@ -196,20 +205,27 @@ def test_each_role_is_denied_what_it_must_not_do(
 
 
 def exercise_every_flow(target: Target, site: str) -> None:
-    """Each thing the stack does once: connect, post both ways, broadcast (and drop a stale
-    connection on 410), read history and the connection count, disconnect."""
+    """Each thing the stack does once: connect, post both ways with a publish key (the stack is
+    deployed in audit mode: the key is read), broadcast (and drop a stale connection on 410),
+    read history and the connection count, disconnect."""
     stale_id = "StaleLeastPriv0="
     add_stale_connection(target, site, stale_id)
+    key = KeyStore(target.dynamodb(), target.publish_keys_table).create(site, now=time.time()).key
 
     async def scenario() -> None:
         async with subscribe(target, site) as connection:
             answer = await asyncio.to_thread(
-                post_message, target, site=site, log_message="over http"
+                http,
+                target,
+                "POST",
+                target.http_url + "/newlog",
+                json.dumps({"site": site, "log_message": "over http"}).encode(),
+                {"Authorization": f"Bearer {key}"},
             )
             assert answer.status == 200, answer.text
             assert (await receive_json(connection))["message"] == "over http"
             await connection.send(
-                json.dumps({"action": "newlog", "site": site, "log_message": "over ws"})
+                json.dumps({"action": "newlog", "site": site, "log_message": "over ws", "key": key})
             )
             assert (await receive_json(connection))["message"] == "over ws"
             assert await asyncio.to_thread(online_users, target, site) == 1
