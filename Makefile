@@ -38,11 +38,13 @@ VENV_STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 MINISTACK_VENV := $(TOOLS)/ministack
 MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: setup dev stack-local test check lint typecheck unit unit-lambda-python infra e2e client synth \
 	diff deploy bench constraints browser clean
 
-setup: $(VENV_STAMP) $(TOOLS_STAMP) $(MINISTACK_STAMP)
+setup: $(VENV_STAMP) $(TOOLS_STAMP) $(MINISTACK_STAMP) $(CHECKOV_STAMP)
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_client/pyproject.toml \
 		pyproject.toml
@@ -74,8 +76,19 @@ endif
 $(TOOLS_STAMP): tools/package.json tools/package-lock.json
 	mkdir -p $(TOOLS)
 	cp tools/package.json tools/package-lock.json $(TOOLS)/
-	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
+	# --omit=peer: @cdklabs/cdk-validator-cfnguard (cfn-guard and its rules) names aws-cdk-lib as
+	# a peer; the CDK library is the Python one, and only the binary and rules are used.
+	npm ci --prefix $(TOOLS) --omit=peer --no-audit --no-fund --loglevel=error
 	node --version | grep -q '^v22\.'
+	touch $@
+
+# checkov (the template gate of tests/infra/test_infra_gates.py) pins boto3 1.35, so it gets a
+# virtualenv of its own too.
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip check
 	touch $@
 
 # ministack (the AWS emulator of `make stack-local` and the deployed-target tests) pins a botocore
