@@ -11,6 +11,8 @@ from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from userstatus_stack.nag import acknowledge
+
 HTTP_ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTime",
@@ -64,4 +66,24 @@ def access_log_group(
     removal_policy: RemovalPolicy,
 ) -> logs.LogGroup:
     """A log group for one API stage's access logs."""
-    return logs.LogGroup(scope, construct_id, retention=retention, removal_policy=removal_policy)
+    group = logs.LogGroup(scope, construct_id, retention=retention, removal_policy=removal_policy)
+    acknowledge_log_group(group)
+    return group
+
+
+def acknowledge_log_group(group: logs.LogGroup) -> None:
+    """The gates' findings on every log group of the stack (functions' and access logs)."""
+    acknowledge(
+        group,
+        ["CKV_AWS_158", "CT.CLOUDWATCH.PR.3"],
+        "CloudWatch Logs encrypts log data at rest by default. The logs hold no secret "
+        "(publish keys are never logged), and a customer key costs $1 a month per stage plus "
+        "its requests.",
+    )
+    acknowledge(
+        group,
+        "CT.CLOUDWATCH.PR.2",
+        "Logs are kept for the stage's log_retention_days (dev 7, prod 90), not a year: status "
+        "messages themselves expire after days, and the logs are for debugging and hold "
+        "callers' IP addresses, which need not be kept longer.",
+    )

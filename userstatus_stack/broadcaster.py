@@ -67,7 +67,14 @@ class Broadcaster(Construct):
         )
         acknowledge(
             self.failure_queue,
-            "AwsSolutions-SQS3",
+            "CKV_AWS_27",
+            "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), which checkov does "
+            "not count, only a KMS key. The queue holds records' metadata (shard, sequence "
+            "numbers), never message contents.",
+        )
+        acknowledge(
+            self.failure_queue,
+            ["AwsSolutions-SQS3", "CT.SQS.PR.1"],
             "This queue is the on-failure destination of the stream event source (it receives "
             "metadata of records that could not be broadcast); a queue behind it would only "
             "move the same records again. An alarm fires when it is not empty.",

@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from userstatus_stack.access_logs import acknowledge_log_group
 from userstatus_stack.config import StageConfig
 from userstatus_stack.nag import acknowledge
 
@@ -94,11 +95,40 @@ class PythonFunction(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
         )
         self.log_group.grant_write(self.role)
+        acknowledge_log_group(self.log_group)
         acknowledge(
             self.function,
             "AwsSolutions-L1",
             f"{RUNTIME.name}, not the newest runtime: the Lambda code is tested on 3.13 (unit "
             "tests and the deployed-stack tests), and the test machines have no 3.14.",
+        )
+        acknowledge(
+            self.function,
+            "CKV_AWS_116",
+            "A dead-letter queue catches only asynchronous invocations. API Gateway invokes the "
+            "API functions synchronously (the caller gets the error), and the broadcaster's "
+            "event source mapping has its own on-failure destination (the failure queue).",
+        )
+        acknowledge(
+            self.function,
+            ["CKV_AWS_117", "CT.LAMBDA.PR.3"],
+            "The functions call only public AWS endpoints (DynamoDB, API Gateway's management "
+            "API) and reach no private resource. A VPC would need NAT gateways or interface "
+            "endpoints in each zone (about $7 a month each) and protect nothing more.",
+        )
+        acknowledge(
+            self.function,
+            "CKV_AWS_115",
+            "Concurrency is bounded upstream: the API functions by API Gateway's throttling, the "
+            "broadcaster by its event source mapping (one batch per shard at a time). Reserved "
+            "concurrency would be taken from the account's unreserved pool (10 in new accounts) "
+            "and would throttle viewers' connects in a burst.",
+        )
+        acknowledge(
+            self.function,
+            "CKV_AWS_173",
+            "The environment holds table names, the stage, modes and an endpoint URL: nothing "
+            "secret. Lambda encrypts it at rest with its AWS-managed key.",
         )
 
 
@@ -127,3 +157,16 @@ def api_functions(
         ).function
         for handler in dict.fromkeys(handlers)
     }
+
+
+def acknowledge_invoke_permissions(route: Construct) -> None:
+    """The Control Tower finding on the permissions CDK adds for a route's integration."""
+    for permission in route.node.children:
+        if isinstance(permission, lambda_.CfnPermission):
+            acknowledge(
+                permission,
+                "CT.LAMBDA.PR.2",
+                "The permission is scoped: principal apigateway.amazonaws.com with a SourceArn "
+                "of this API's route. The rule accepts only a SourceArn that is a plain string "
+                "or a Ref/GetAtt, and CDK builds it with Fn::Join.",
+            )

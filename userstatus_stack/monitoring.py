@@ -123,7 +123,7 @@ class Monitoring(Construct):
         )
         acknowledge(
             topic,
-            "AwsSolutions-SNS2",
+            ["AwsSolutions-SNS2", "CKV_AWS_26"],
             "CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key "
             "(it grants nothing to cloudwatch.amazonaws.com), and a customer key costs $1 a month "
             "per stage for alarm texts that hold no secrets.",

@@ -79,9 +79,17 @@ class Storage(Construct):
             stream=None,
             point_in_time_recovery=True,
         )
+        for table in (self.messages_table, self.connections_table, self.publish_keys_table):
+            acknowledge(
+                table,
+                "CKV_AWS_119",
+                "Encrypted at rest with DynamoDB's AWS-owned key. Messages are public status "
+                "texts, connections are ids, publish keys are stored only as SHA-256 hashes; a "
+                "customer key costs $1 a month and a KMS request per uncached read.",
+            )
         acknowledge(
             self.connections_table,
-            "AwsSolutions-DDB3",
+            ["AwsSolutions-DDB3", "CKV_AWS_28", "CT.DYNAMODB.PR.1"],
             "Rows are live WebSocket connection ids that expire within hours (TTL) and die with "
             "their connections; a restored copy would only name closed connections.",
         )

@@ -26,7 +26,11 @@ from userstatus_stack.access_logs import (
     access_log_group,
 )
 from userstatus_stack.config import StageConfig
-from userstatus_stack.functions import api_functions, function_id
+from userstatus_stack.functions import (
+    acknowledge_invoke_permissions,
+    api_functions,
+    function_id,
+)
 from userstatus_stack.nag import acknowledge
 
 
@@ -78,7 +82,10 @@ class StatusWebSocketApi(Construct):
                 integration=route_integrations[route.handler],
                 return_response=route.returns_response or None,
             )
-            acknowledge(ws_route, "AwsSolutions-APIG4", _open_route_reason(route))
+            acknowledge(
+                ws_route, ["AwsSolutions-APIG4", "CT.APIGATEWAY.PR.5"], _open_route_reason(route)
+            )
+            acknowledge_invoke_permissions(ws_route)
 
         self.access_logs = access_log_group(
             self,
@@ -120,7 +127,8 @@ def _open_route_reason(route: WebSocketRoute) -> str:
         return (
             f"{route.route_key} posts unsigned while the stage's post_auth is 'none' (today's "
             "behaviour); API Gateway cannot authorize WebSocket routes other than $connect, so "
-            "post_auth='iam' removes this route instead."
+            "post_auth='iam' removes this route instead. Who may post is checked in the "
+            "function by publish keys (publish_auth audit or keys, the frame's key field)."
         )
     return (
         f"{route.route_key} runs only on connections $connect already admitted; API Gateway "

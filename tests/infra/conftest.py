@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import replace
 
 import pytest
 
-import app as cdk_app
 from tests.infra.infra_stacks import (
     STAGES,
-    TEST_ALARM_TOPIC,
     TEST_DOMAIN,
+    VARIANTS,
     Synthesized,
     deployable_config,
     synthesize_stage,
+    variant_config,
 )
 from userstatus_stack.config import StageConfig
 
@@ -42,14 +41,13 @@ def synthesized(stage: str, synthesize: Callable[[StageConfig], Synthesized]) ->
 @pytest.fixture(scope="session")
 def iam_variant(synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized:
     """dev with ``post_auth='iam'`` and an alarm topic."""
-    config = replace(cdk_app.stage_config("dev"), post_auth="iam", alarm_topic_arn=TEST_ALARM_TOPIC)
-    return synthesize(config)
+    return synthesize(variant_config("iam"))
 
 
 @pytest.fixture(scope="session")
 def keys_variant(synthesize: Callable[[StageConfig], Synthesized]) -> Synthesized:
     """dev with ``publish_auth='keys'`` and an alarm topic."""
-    return synthesize(_keys_config())
+    return synthesize(variant_config("keys"))
 
 
 @pytest.fixture(scope="session", params=STAGES)
@@ -60,25 +58,10 @@ def domain_variant(
     return synthesize(deployable_config(request.param, domain=TEST_DOMAIN))
 
 
-@pytest.fixture(scope="session", params=["iam", "keys", *(f"domain-{stage}" for stage in STAGES)])
+@pytest.fixture(scope="session", params=VARIANTS)
 def variant(
     request: pytest.FixtureRequest, synthesize: Callable[[StageConfig], Synthesized]
 ) -> Synthesized:
     """Each non-default variant once: dev with IAM post auth, dev with publish keys, each stage
     with the domain."""
-    name: str = request.param
-    if name == "iam":
-        return synthesize(_iam_config())
-    if name == "keys":
-        return synthesize(_keys_config())
-    return synthesize(deployable_config(name.removeprefix("domain-"), domain=TEST_DOMAIN))
-
-
-def _keys_config() -> StageConfig:
-    return replace(
-        cdk_app.stage_config("dev"), publish_auth="keys", alarm_topic_arn=TEST_ALARM_TOPIC
-    )
-
-
-def _iam_config() -> StageConfig:
-    return replace(cdk_app.stage_config("dev"), post_auth="iam", alarm_topic_arn=TEST_ALARM_TOPIC)
+    return synthesize(variant_config(request.param))

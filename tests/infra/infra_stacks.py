@@ -36,6 +36,26 @@ def deployable_config(stage: str, domain: SharedDomain | None = None) -> StageCo
     return config
 
 
+# The non-default variants: dev with IAM post auth, dev with publish keys (both with an alarm
+# topic), each stage with the custom domain.
+VARIANTS = ("iam", "keys", *(f"domain-{stage}" for stage in STAGES))
+
+
+def variant_config(name: str) -> StageConfig:
+    """The config of one of VARIANTS."""
+    if name == "iam":
+        return replace(
+            cdk_app.stage_config("dev"), post_auth="iam", alarm_topic_arn=TEST_ALARM_TOPIC
+        )
+    if name == "keys":
+        return replace(
+            cdk_app.stage_config("dev"), publish_auth="keys", alarm_topic_arn=TEST_ALARM_TOPIC
+        )
+    if name.removeprefix("domain-") in STAGES:
+        return deployable_config(name.removeprefix("domain-"), domain=TEST_DOMAIN)
+    raise ValueError(f"no variant {name!r}: one of {', '.join(VARIANTS)}")
+
+
 @dataclass(frozen=True)
 class Synthesized:
     """One stage's app, stack and template."""
