@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--output PATH]``: run B1-B4 and write docs/performance.md.
+"""``python -m bench [--quick] [--output PATH]``: run every benchmark, write docs/performance.md.
 
 Each benchmark runs in its own interpreter, one after the other (never in parallel: this is a
 2-core machine), and hands back its figures as JSON. The full run writes
@@ -28,6 +28,7 @@ BENCHMARKS = (
     "bench.b4_recent_logs",
     "bench.load",
     "bench.client_emit",
+    "bench.publish_keys",
 )
 DOCUMENT = REPOSITORY_ROOT / "docs" / "performance.md"
 

@@ -218,6 +218,7 @@ def run(quick: bool) -> BenchResult:
                     RecordedPages(recorded), MESSAGES_TABLE, rt.settings.retention_seconds
                 ),
                 connections=rt.connections,
+                publish=rt.publish,
             )
 
             def without_dynamodb() -> None:
