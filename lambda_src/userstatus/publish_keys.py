@@ -6,7 +6,8 @@ A stage runs in one of three modes (``PUBLISH_AUTH``):
 * ``audit``: every post is accepted, and one without a valid key for its site is logged (site,
   source, reason) and counted in the CloudWatch metric ``UnkeyedPosts`` of namespace
   ``UserStatus``, dimensions ``Stage`` and ``Site``, so operators see which stations still post
-  without a key before they switch to ``keys``.
+  without a key before they switch to ``keys`` (a container names at most
+  ``MAX_COUNTED_SITES`` sites in the metric, the rest as ``OTHER_SITES``; the log names all).
 * ``keys``: a post needs a valid key for its site: none answers 401, another site's key, an
   unknown key or a revoked key 403, and nothing is stored.
 
@@ -53,6 +54,11 @@ SECRET_BYTES = 32
 CACHE_SECONDS = 30.0
 METRIC_NAMESPACE = "UserStatus"
 UNKEYED_POSTS_METRIC = "UnkeyedPosts"
+# Custom metrics are billed per metric (dimension values included), and anyone can post with
+# made-up site names: a container counts at most this many sites by name, the rest together
+# under OTHER_SITES (no site can be named so: site names are letters, digits, - and _).
+MAX_COUNTED_SITES = 100
+OTHER_SITES = "(other sites)"
 _KEY_PATTERN = re.compile(r"usk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 _KEY_ID_PATTERN = re.compile(r"[0-9a-f]{12}")
 # A header or field longer than this is no key (and is not hashed).
@@ -238,6 +244,7 @@ class PublishCheck:
         self._store = store
         self._stage = stage
         self._write_metric = write_metric or _print_line
+        self._counted_sites: set[str] = set()
 
     def check(self, site: str, key: object, *, field: str, source: str) -> None:
         """Allow the post, or raise ``Unauthorized`` / ``Forbidden`` (``keys`` mode), or log
@@ -271,6 +278,11 @@ class PublishCheck:
         raise Forbidden(field, f"{field} is not a key of site {site!r}")
 
     def _unkeyed_post_metric(self, site: str) -> str:
+        if site not in self._counted_sites:
+            if len(self._counted_sites) < MAX_COUNTED_SITES:
+                self._counted_sites.add(site)
+            else:
+                site = OTHER_SITES
         return json.dumps(
             {
                 "_aws": {

@@ -12,6 +12,8 @@ import pytest
 from tests.unit.conftest import PUBLISH_KEYS_TABLE
 from userstatus.errors import Forbidden, Unauthorized
 from userstatus.publish_keys import (
+    MAX_COUNTED_SITES,
+    OTHER_SITES,
     WRONG_SCHEME,
     KeyStore,
     PublishCheck,
@@ -196,6 +198,23 @@ def test_audit_mode_logs_and_counts_an_unkeyed_post_and_lets_it_through(
         "Metrics": [{"Name": "UnkeyedPosts", "Unit": "Count"}],
     }
     assert isinstance(metrics[0]["_aws"]["Timestamp"], int)
+
+
+def test_made_up_site_names_cannot_add_metrics_without_end(
+    store: KeyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines: list[str] = []
+    check = PublishCheck("audit", store, stage="dev", write_metric=lines.append)
+    sites = [f"made-up-{n}" for n in range(MAX_COUNTED_SITES + 5)]
+    with caplog.at_level(logging.WARNING):
+        for site in [*sites, sites[0]]:
+            check.check(site, None, field="key", source="192.0.2.1")
+    counted = [json.loads(line)["Site"] for line in lines]
+    assert counted[:MAX_COUNTED_SITES] == sites[:MAX_COUNTED_SITES]
+    assert counted[MAX_COUNTED_SITES:-1] == [OTHER_SITES] * 5
+    assert counted[-1] == sites[0]  # a site counted by name stays counted by name
+    warned = [r.site for r in caplog.records if r.getMessage() == "post without a valid key"]  # type: ignore[attr-defined]
+    assert warned == [*sites, sites[0]]
 
 
 def test_the_metric_goes_to_standard_output_as_one_line(
