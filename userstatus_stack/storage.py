@@ -85,7 +85,7 @@ class Storage(Construct):
                 "CKV_AWS_119",
                 "Encrypted at rest with DynamoDB's AWS-owned key. Messages are public status "
                 "texts, connections are ids, publish keys are stored only as SHA-256 hashes; a "
-                "customer key costs $1 a month and a KMS request per uncached read.",
+                "customer managed key would cost $1 a month per table plus KMS requests.",
             )
         acknowledge(
             self.connections_table,
