@@ -25,7 +25,7 @@ import pytest
 
 from tests.e2e.targets import DEPLOYED, RELAY, TARGETS, Target
 from tests.e2e.wire import (
-    http,
+    post_message,
     receive_json,
     recent_logs,
     subscribe,
@@ -62,7 +62,7 @@ class Publishing:
     def keys(self, target: Target, *arguments: str) -> str:
         """``userstatus-keys ARGUMENTS`` for this target; its standard output."""
         if self.stack is None:
-            relay = next(r for r in self.relays.values() if r.http_url == target.http_url)
+            relay = self._relay(target)
             where = [
                 "--dynamodb-endpoint",
                 relay.dynamodb_url,
@@ -100,8 +100,7 @@ class Publishing:
     def unkeyed_posts(self, target: Target, site: str) -> int:
         """How many UnkeyedPosts the functions have counted for ``site`` (their EMF lines)."""
         if self.stack is None:
-            relay = next(r for r in self.relays.values() if r.http_url == target.http_url)
-            lines = relay.stdout_path.read_text().splitlines()
+            lines = self._relay(target).stdout_path.read_text().splitlines()
         else:
             lines = function_log_lines(self.stack)
         return sum(
@@ -109,6 +108,10 @@ class Publishing:
             for entry in (_json_object(line) for line in lines)
             if entry is not None and "_aws" in entry and entry.get("Site") == site
         )
+
+    def _relay(self, target: Target) -> RelayProcess:
+        """The relay process serving ``target``."""
+        return next(r for r in self.relays.values() if r.http_url == target.http_url)
 
     def close(self) -> None:
         for relay in self.relays.values():
@@ -179,11 +182,8 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 
 def post(target: Target, site: str, text: str, key: str | None = None) -> tuple[int, Any, dict]:
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    body = json.dumps({"site": site, "log_message": text}).encode()
-    answer = http(target, "POST", target.http_url + "/newlog", body, headers)
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else None
+    answer = post_message(target, extra_headers=headers, site=site, log_message=text)
     return answer.status, answer.json, {k.lower(): v for k, v in answer.headers.items()}
 
 

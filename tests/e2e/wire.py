@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +52,16 @@ def http(
         return HttpAnswer(error.code, dict(error.headers.items()), error.read().decode())
 
 
-def post_message(target: Target, **fields: Any) -> HttpAnswer:
-    """POST /newlog with a JSON body."""
+def post_message(
+    target: Target, /, *, extra_headers: Mapping[str, str] | None = None, **fields: Any
+) -> HttpAnswer:
+    """POST /newlog with a JSON body of ``fields`` (and ``extra_headers``, if any)."""
     return http(
         target,
         "POST",
         target.http_url + "/newlog",
         json.dumps(fields).encode(),
-        {"Content-Type": "application/json"},
+        {"Content-Type": "application/json", **(extra_headers or {})},
     )
 
 
