@@ -4,12 +4,13 @@
   API Gateway WebSocket events for the WebSocket handler. A non-2xx answer to ``$connect``
   rejects the handshake with that status; a client frame over 32 KB or a message over 128 KB
   closes the connection with 1009, as API Gateway does (``userstatus_local.frame_limit``).
-* Frames to a client go through its outbox, written by one task per connection, so a client
-  that reads slowly or not at all never holds up a PostToConnection (nor the broadcast to the
-  others). A client whose outbox passes ``MAX_OUTBOX_BYTES`` or whose socket accepts nothing
-  for ``SEND_TIMEOUT_SECONDS`` is dropped (its transport aborted, ``$disconnect`` run, a
-  warning logged with the frames it lost), and posts to it answer 410 like API Gateway's
-  for a connection it has dropped.
+* A posted frame is written at once to a client that keeps up; otherwise it waits in the
+  client's outbox, written by one task per connection, so a client that reads slowly or not
+  at all never holds up a PostToConnection (nor the broadcast to the others). A client whose
+  outbox passes ``MAX_OUTBOX_BYTES`` or whose socket accepts nothing for
+  ``SEND_TIMEOUT_SECONDS`` is dropped (its transport aborted, ``$disconnect`` run, a warning
+  logged with the frames it lost), and posts to it answer 410 like API Gateway's for a
+  connection it has dropped.
 * ``POST``, ``GET`` and ``DELETE /@connections/{id}`` (also under a stage prefix,
   ``/{stage}/@connections/{id}``): API Gateway's management API, so the broadcaster's posts
   reach real WebSocket clients. As in API Gateway, a call needs a valid SigV4 signature of the
@@ -240,25 +241,50 @@ class WebSocketRelay:
         )
         connection.abort()
 
+    async def _deliver(self, connection: Connection, frame: Frame) -> bool:
+        """Hand a posted frame to the client; False if it cannot take it (gone, or dropped).
+
+        Written at once when nothing is queued or being written for the client and its socket
+        has nothing buffered (it keeps up): a frame left to the writer task waits for the
+        task's turn, after every other post the event loop has in hand, so a broadcast's
+        burst (64 posts at once) would reach no client before the last post was answered.
+        Otherwise queued, so frames keep their order and a slow client holds up no post.
+        """
+        transport = connection.transport
+        keeps_up = transport is None or transport.get_write_buffer_size() == 0
+        if connection.outbox_bytes or connection.dropped or not keeps_up:
+            return self._enqueue(connection, frame)
+        size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+        connection.outbox_bytes += size
+        return await self._send(connection, frame, size)
+
     async def _write_frames(self, connection: Connection) -> None:
-        """Send the client's queued frames in order, each within SEND_TIMEOUT_SECONDS."""
-        socket = connection.socket
+        """Send the client's queued frames in order."""
         while not connection.dropped:
             frame, size = await connection.outbox.get()
-            try:
-                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                    if isinstance(frame, str):
-                        await socket.send_str(frame)
-                    else:
-                        await socket.send_bytes(frame)
-            except TimeoutError:
-                self._drop(connection, f"socket took no data for {SEND_TIMEOUT_SECONDS:g} s")
+            if not await self._send(connection, frame, size):
                 return
-            except (ConnectionError, RuntimeError):
-                # Closing or closed: the receive loop ends and runs $disconnect.
-                return
+
+    async def _send(self, connection: Connection, frame: Frame, size: int) -> bool:
+        """Write one frame counted in the outbox within SEND_TIMEOUT_SECONDS; whether it was
+        written (a client whose socket takes nothing for that long is dropped)."""
+        socket = connection.socket
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                if isinstance(frame, str):
+                    await socket.send_str(frame)
+                else:
+                    await socket.send_bytes(frame)
+        except TimeoutError:
+            self._drop(connection, f"socket took no data for {SEND_TIMEOUT_SECONDS:g} s")
+            return False
+        except (ConnectionError, RuntimeError):
+            # Closing or closed: the receive loop ends and runs $disconnect.
+            return False
+        finally:
             connection.outbox_bytes -= size
-            connection.last_data_at = time.monotonic()
+        connection.last_data_at = time.monotonic()
+        return True
 
     async def _close_when_idle_or_old(self, connection: Connection) -> None:
         """Close the connection as API Gateway does when no data frame has passed for the
@@ -384,7 +410,7 @@ class WebSocketRelay:
             frame = data.decode("utf-8")
         except UnicodeDecodeError:
             frame = data
-        if not self._enqueue(connection, frame):
+        if not await self._deliver(connection, frame):
             return _gone()
         return web.Response(status=200)
 

@@ -171,9 +171,9 @@ class ConnectionPoster:
             if attempt:
                 await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
             try:
-                status = await asyncio.wait_for(
-                    self._post(signer, connection_id, payload, body_hash), self._timeout
-                )
+                # asyncio.timeout, not wait_for: wait_for wraps each post in a task of its own.
+                async with asyncio.timeout(self._timeout):
+                    status = await self._post(signer, connection_id, payload, body_hash)
             except _NotSent as error:
                 logger.info(
                     "post retried",
