@@ -16,11 +16,14 @@ the Lambda event shape, and behaves as the stack's event source mapping is confi
   the on-failure destination (the SQS failure queue): ``requestContext.condition``
   ``RetryAttemptsExhausted`` or ``RecordAgeExceeded`` and ``DDBStreamBatchInfo`` (shard,
   first and last sequence numbers, batch size), then skipped.
- The relay wakes it after each route that
-stores a message, so those are polled at once; while idle it polls every ``IDLE_POLL_SECONDS``
-(0.25 s), so writes that bypass the relay's routes are seen within that. New shards are looked
-for every ``SHARD_REFRESH_SECONDS``, busy or idle. After an error every shard is reopened after
-its last handled record, or with its starting iterator type if none was handled yet.
+
+The relay wakes it after each route that stores a message, so those are polled at once;
+otherwise it polls every ``IDLE_POLL_SECONDS`` (0.25 s: Lambda polls each shard of a DynamoDB
+stream four times a second, docs.aws.amazon.com/lambda/latest/dg/with-ddb.html), so writes
+that bypass the relay's routes are seen within that, and at once again after a full page (a
+backlog). New shards are looked for every ``SHARD_REFRESH_SECONDS``, busy or idle. After an
+error every shard is reopened after its last handled record, or with its starting iterator
+type if none was handled yet.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ BatchHandler = Callable[[Mapping[str, Any], object], Any]
 FailureSink = Callable[[dict[str, Any]], None]
 
 IDLE_POLL_SECONDS = 0.25
+# GetRecords' own maximum (docs.aws.amazon.com/amazondynamodb/latest/APIReference/
+# API_streams_GetRecords.html: "The maximum number of records to return... up to 1000").
+GET_RECORDS_LIMIT = 1000
 SHARD_REFRESH_SECONDS = 5.0
 ERROR_BACKOFF_SECONDS = 1.0
 
@@ -102,7 +108,7 @@ class StreamPoller:
         refreshed_at = time.monotonic()
         while not self._stop.is_set():
             try:
-                got_records = self._poll_once()
+                backlog = self._poll_once()
                 if time.monotonic() - refreshed_at >= SHARD_REFRESH_SECONDS:
                     self._refresh_shards(initial=False)
                     refreshed_at = time.monotonic()
@@ -111,14 +117,17 @@ class StreamPoller:
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
                 self._reposition_all()
                 continue
-            if not got_records:
+            # A wake during the poll (a message stored meanwhile) ends the wait at once.
+            if not backlog:
                 self._wake.wait(IDLE_POLL_SECONDS)
             self._wake.clear()
 
     def _poll_once(self) -> bool:
-        got_records = False
+        """Read every shard once and deliver what came; whether a shard gave a full page (more
+        may be waiting: read again at once, as the event source mapping drains a backlog)."""
+        backlog = False
         for shard_id, iterator in list(self._iterators.items()):
-            answer = self._client.get_records(ShardIterator=iterator, Limit=1000)
+            answer = self._client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
             records = answer.get("Records") or []
             next_iterator = answer.get("NextShardIterator")
             if next_iterator:
@@ -126,10 +135,10 @@ class StreamPoller:
             else:
                 del self._iterators[shard_id]
             if records:
-                got_records = True
+                backlog = backlog or len(records) >= GET_RECORDS_LIMIT
                 self._deliver([stream_record(r, self._arn) for r in records], shard_id)
                 self._last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
-        return got_records
+        return backlog
 
     def _deliver(self, records: Sequence[dict[str, Any]], shard_id: str) -> None:
         for start in range(0, len(records), self._batch_size):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -293,3 +294,47 @@ def test_new_shards_are_found_under_steady_load(monkeypatch: pytest.MonkeyPatch)
         wait_until(lambda: ("split", "TRIM_HORIZON") in stream.iterator_requests, timeout=5)
     finally:
         poller.stop()
+
+
+class CountingStream(ScriptedStream):
+    """A ScriptedStream that notes each get_records call in ``events``."""
+
+    def __init__(self, records: list[dict[str, Any]], events: list[str]) -> None:
+        super().__init__(records)
+        self.events = events
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        self.events.append("poll")
+        return super().get_records(ShardIterator, Limit)
+
+
+class RecordingWake(threading.Event):
+    """The poller's wake event, noting each idle wait in ``events``."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.events.append(f"wait {timeout}")
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize(("count", "waited"), [(3, True), (1000, False)])
+def test_after_a_batch_the_shard_is_read_again_at_once_only_if_its_page_was_full(
+    count: int, waited: bool
+) -> None:
+    # Given records in the shard: a few, or GetRecords' full page of 1,000
+    events: list[str] = []
+    stream = CountingStream([stream_record(n) for n in range(1, count + 1)], events)
+    handler = RecordingHandler()
+    poller = StreamPoller(stream, ARN, handler, batch_size=1000, max_attempts=1)
+    poller._wake = RecordingWake(events)
+    # When they have been handed over and the shard read once more
+    run_until(poller, lambda: events.count("poll") >= 2)
+    # Then after a full page (a backlog may be waiting) it is read again at once; after a
+    # partial one, on the next poll, as Lambda polls a shard four times a second
+    between = events[events.index("poll") + 1 : events.index("poll", events.index("poll") + 1)]
+    assert between == ([f"wait {stream_poller.IDLE_POLL_SECONDS}"] if waited else [])
+    assert len(handler.batches) == 1
+    assert stream_poller.GET_RECORDS_LIMIT == 1000
