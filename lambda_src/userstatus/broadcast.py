@@ -4,8 +4,9 @@ For each INSERT, in stream order: read every live connection of the message's si
 frame ``{"site", "message", "log_level", "timestamp": "<whole seconds>"}`` to all of them at
 once, and forget connections that answer 410 Gone, unless they connected less than
 ``CONNECT_GRACE_SECONDS`` ago (their ``$connect`` may still be completing: they are posted to
-again after short waits, and kept). A post that is throttled or fails is retried
-a bounded number of times; one connection's failure never stops the others.
+again after short waits, and kept). A post that is throttled (429) is retried
+until the invocation's deadline, one that fails a bounded number of times (counted in the
+``batch done`` log: ``throttled``, ``failed``); one connection's failure never stops the others.
 
 Partial batch failures: if a record cannot be processed (the connections query fails), or the
 invocation is about to run out of time before it starts, it and every record after it are
@@ -71,6 +72,7 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         "failed": 0,
         "connecting": 0,
         "skipped": 0,
+        "throttled": 0,
     }
     connections_of_site: dict[str, list[Connection]] = {}
     failed_from: int | None = None
@@ -110,6 +112,7 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         totals["messages"] += 1
         totals["delivered"] += result.delivered
         totals["failed"] += len(result.failed)
+        totals["throttled"] += result.throttled
         if result.gone:
             gone = set(result.gone)
             now = time.time()

@@ -6,9 +6,10 @@ pool of HTTP/1.1 keep-alive connections to the endpoint across invocations; a br
 see ``userstatus.sigv4``). A boto3 ``apigatewaymanagementapi`` client costs about 2 ms of CPU
 per post and threads add more; this path costs about 0.1 ms (see docs/performance.md).
 
-Outcomes per connection: 200 delivered; 410 gone (the caller forgets it); 429 and 5xx retried
-with jittered exponential backoff, at most ``MAX_ATTEMPTS`` tries; a connection closed before
-any answer is retried (the post was not taken). A timeout or a garbled answer is not retried:
+Outcomes per connection: 200 delivered; 410 gone (the caller forgets it); 429 (throttled)
+retried with jittered, capped exponential backoff until the fan-out's deadline (counted in
+``throttled``); 5xx retried the same way, at most ``MAX_ATTEMPTS`` tries; a connection closed
+before any answer is retried (the post was not taken). A timeout or a garbled answer is not retried:
 the post may have been delivered, and sending it again could deliver it twice.
 """
 
@@ -31,6 +32,12 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 1.0
+# A post answered 429 is retried until the fan-out's deadline (the invocation's time), or this
+# long when it has none. API Gateway throttles per account, 10,000 requests a second with a
+# burst of 5,000 (docs.aws.amazon.com/apigateway/latest/developerguide/limits.html), and
+# answers 429 beyond it: a broadcast bigger than the burst is slowed down, not cut short.
+MAX_THROTTLED_SECONDS = 60.0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_HEAD_BYTES = 64 * 1024
 
@@ -44,6 +51,8 @@ class FanoutResult:
     delivered: int = 0
     gone: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # 429 answers received (each throttled post was tried again).
+    throttled: int = 0
 
 
 class _NotSent(Exception):
@@ -144,7 +153,7 @@ class ConnectionPoster:
                 try:
                     async with asyncio.timeout_at(stop_at):
                         status = await self._post_with_retries(
-                            signer, connection_id, payload, body_hash
+                            signer, connection_id, payload, body_hash, result
                         )
                 except TimeoutError:
                     logger.warning("post out of time", extra={"connection_id": connection_id})
@@ -164,12 +173,20 @@ class ConnectionPoster:
         return result
 
     async def _post_with_retries(
-        self, signer: RequestSigner, connection_id: str, payload: bytes, body_hash: str
+        self,
+        signer: RequestSigner,
+        connection_id: str,
+        payload: bytes,
+        body_hash: str,
+        result: FanoutResult,
     ) -> int:
         status = 0
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
+        attempt = 0  # tries that count against MAX_ATTEMPTS: every answer but a 429
+        throttled = 0
+        give_up_at: float | None = None
+        while attempt < MAX_ATTEMPTS:
+            if attempt or throttled:
+                await asyncio.sleep(_backoff(attempt + throttled))
             try:
                 # asyncio.timeout, not wait_for: wait_for wraps each post in a task of its own.
                 async with asyncio.timeout(self._timeout):
@@ -180,12 +197,24 @@ class ConnectionPoster:
                     extra={"connection_id": connection_id, "error": repr(error.__cause__)},
                 )
                 status = 0
+                attempt += 1
                 continue
             except (OSError, TimeoutError, _BadAnswer) as error:
                 logger.warning(
                     "post failed", extra={"connection_id": connection_id, "error": repr(error)}
                 )
                 return 0
+            if status == 429:
+                # Throttled: the post was not taken, and the account's token bucket refills,
+                # so it is tried again until the fan-out's deadline, not a number of times.
+                result.throttled += 1
+                throttled += 1
+                now = asyncio.get_running_loop().time()
+                give_up_at = give_up_at or now + MAX_THROTTLED_SECONDS
+                if now < give_up_at:
+                    continue
+                break
+            attempt += 1
             if status not in _RETRY_STATUSES:
                 break
         if status not in (200, 410):
@@ -241,6 +270,13 @@ class ConnectionPoster:
             limit=_MAX_HEAD_BYTES,
         )
         return _Connection(reader, writer)
+
+
+def _backoff(tries: int) -> float:
+    """Seconds to wait before try ``tries + 1``: exponential, capped, jittered (half to all
+    of it, so throttled posts spread out instead of coming back together)."""
+    ceiling = min(MAX_BACKOFF_SECONDS, BACKOFF_SECONDS * 2.0 ** (tries - 1))
+    return ceiling * (0.5 + random.random() / 2)
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:

@@ -367,7 +367,23 @@ def test_a_transient_answer_is_retried_and_delivered_once(
     assert received(management_api, "fine=") == ["one", "two"]
 
 
-@pytest.mark.parametrize("status", [429, 500])
+def test_a_post_throttled_until_the_deadline_counts_failed_without_blocking_the_stream(
+    management_api: FakeManagementApi,
+) -> None:
+    # Given a connection throttled on every post, and an invocation with 5.6 s left (the
+    # broadcaster keeps 5 s in reserve: 0.6 s of posting)
+    connect("tst", "throttled=", "fine=")
+    management_api.statuses = {"throttled=": [429]}
+    context = FakeLambdaContext(remaining_millis=5_600)
+    result = broadcast.handler({"Records": [record("tst", "one", 1)]}, context)
+    # Then it was tried more often than MAX_ATTEMPTS, until the deadline, then given up on;
+    # the other viewer has the message and the record is not retried (nothing twice)
+    assert result["batchItemFailures"] == []
+    assert len(management_api.posts_to("throttled=")) > management_api_attempts()
+    assert received(management_api, "fine=") == ["one"]
+
+
+@pytest.mark.parametrize("status", [500, 503])
 def test_a_persistent_failure_gives_up_after_max_attempts_without_blocking_the_stream(
     dynamodb: Any, management_api: FakeManagementApi, status: int
 ) -> None:

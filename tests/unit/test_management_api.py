@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -61,7 +62,7 @@ def test_gone_connections_are_reported_not_retried(
     assert len(management_api.posts_to("old=")) == 1
 
 
-def test_throttled_and_5xx_posts_are_retried_a_bounded_number_of_times(
+def test_5xx_posts_are_retried_a_bounded_number_of_times(
     poster: ConnectionPoster, management_api: FakeManagementApi
 ) -> None:
     management_api.statuses = {"slow=": [429, 500, 200], "broken=": [500]}
@@ -70,6 +71,28 @@ def test_throttled_and_5xx_posts_are_retried_a_bounded_number_of_times(
     assert result.failed == ["broken="]
     assert len(management_api.posts_to("slow=")) == 3
     assert len(management_api.posts_to("broken=")) == management_api_attempts()
+    assert result.throttled == 1
+
+
+def test_throttled_posts_are_retried_past_the_attempt_limit_until_taken(
+    poster: ConnectionPoster, management_api: FakeManagementApi
+) -> None:
+    # Given a post throttled more times than MAX_ATTEMPTS (a broadcast past the account's burst)
+    throttles = 3 * management_api_attempts()
+    management_api.statuses = {"busy=": [429] * throttles + [200]}
+    result = poster.post_to_all(["busy=", "fine="], b"{}")
+    # Then it is tried until it is taken, and the 429s are counted
+    assert (result.delivered, result.failed, result.throttled) == (2, [], throttles)
+    assert len(management_api.posts_to("busy=")) == throttles + 1
+
+
+def test_throttled_posts_stop_at_the_deadline(
+    poster: ConnectionPoster, management_api: FakeManagementApi
+) -> None:
+    management_api.statuses = {"busy=": [429]}
+    result = poster.post_to_all(["busy="], b"{}", deadline=time.monotonic() + 0.3)
+    assert (result.delivered, result.failed) == (0, ["busy="])
+    assert result.throttled >= management_api_attempts()
 
 
 def test_forbidden_is_not_retried(
