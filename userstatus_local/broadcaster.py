@@ -176,7 +176,7 @@ def serve(
     the stack's SQS failure queue."""
     import boto3
 
-    from userstatus import broadcast
+    from userstatus import broadcast, keys
     from userstatus.runtime import runtime
     from userstatus_local.stream_poller import StreamPoller
     from userstatus_stack.stages import STAGES
@@ -190,6 +190,8 @@ def serve(
         stream_arn,
         broadcast.handler,
         batch_size=config.broadcast_batch_size,
+        parallelization_factor=config.broadcast_parallelization_factor,
+        partition_key=keys.MESSAGES.partition_key.name,
         # The event source mapping's MaximumRetryAttempts counts retries, not attempts.
         max_attempts=config.broadcast_retry_attempts + 1,
         timeout_seconds=config.broadcast_timeout_seconds,

@@ -10,6 +10,10 @@ the Lambda event shape, and behaves as the stack's event source mapping is confi
 * a function error (the handler raised) splits the batch in two, each half retried on its own
   (``BisectBatchOnFunctionError``), with what is left of the attempts;
 * a batch is tried at most ``max_attempts`` times in all (``MaximumRetryAttempts`` + 1);
+* with a ``parallelization_factor`` over 1 (``ParallelizationFactor``), a shard's records go
+  to that many lanes by their partition key, each lane batched and retried on its own and all
+  lanes handed over at once, so one site's messages keep their order while sites go in
+  parallel;
 * records older than ``max_record_age_seconds`` when their turn comes are not handed over
   (``MaximumRecordAgeInSeconds``);
 * records given up on either way are described to ``on_failure`` in the shape Lambda sends to
@@ -28,11 +32,14 @@ type if none was handled yet.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +75,16 @@ class StreamPoller:
         bisect_on_error: bool = True,
         max_record_age_seconds: float | None = None,
         on_failure: FailureSink | None = None,
+        parallelization_factor: int = 1,
+        partition_key: str | None = None,
     ) -> None:
+        self._lanes = parallelization_factor if partition_key is not None else 1
+        self._partition_key = partition_key
+        self._lane_pool = (
+            ThreadPoolExecutor(self._lanes, thread_name_prefix="stream-lane")
+            if self._lanes > 1
+            else None
+        )
         self._timeout = timeout_seconds
         self._memory_mb = memory_mb
         self._bisect = bisect_on_error
@@ -103,6 +119,8 @@ class StreamPoller:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._lane_pool is not None:
+            self._lane_pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         refreshed_at = time.monotonic()
@@ -141,6 +159,27 @@ class StreamPoller:
         return backlog
 
     def _deliver(self, records: Sequence[dict[str, Any]], shard_id: str) -> None:
+        """Hand ``records`` over in batches: with a parallelization factor over 1, in as many
+        lanes at once, each holding every record of its partition keys in stream order (so a
+        site's messages stay in order), as the event source mapping's concurrent batches per
+        shard do; the shard is read again once every lane is done."""
+        if self._lane_pool is None:
+            self._deliver_lane(records, shard_id)
+            return
+        lanes: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            lanes.setdefault(self._lane_of(record), []).append(record)
+        running = [
+            self._lane_pool.submit(self._deliver_lane, lane, shard_id) for lane in lanes.values()
+        ]
+        for lane in running:
+            lane.result()
+
+    def _lane_of(self, record: Mapping[str, Any]) -> int:
+        key = record.get("dynamodb", {}).get("Keys", {}).get(self._partition_key)
+        return zlib.crc32(json.dumps(key, sort_keys=True).encode()) % self._lanes
+
+    def _deliver_lane(self, records: Sequence[dict[str, Any]], shard_id: str) -> None:
         for start in range(0, len(records), self._batch_size):
             batch = self._young_enough(list(records[start : start + self._batch_size]), shard_id)
             if batch:

@@ -101,6 +101,7 @@ class Broadcaster(Construct):
                     )
                 ],
                 batch_size=config.broadcast_batch_size,
+                parallelization_factor=config.broadcast_parallelization_factor,
                 max_batching_window=Duration.seconds(config.broadcast_batching_window_seconds),
                 report_batch_item_failures=True,
                 bisect_batch_on_error=config.broadcast_bisect_on_error,

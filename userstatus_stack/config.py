@@ -117,6 +117,12 @@ class StageConfig:
     broadcast_timeout_seconds: int = 60
     broadcast_concurrency: int = 64
     broadcast_batch_size: int = 100
+    # Batches of one stream shard processed at once (ParallelizationFactor, 1-10). The messages
+    # table's partition key is the site, and Lambda keeps records of one partition key in order
+    # across the concurrent batches (docs.aws.amazon.com/lambda/latest/dg/with-ddb.html,
+    # "Concurrent reads"), so each site's messages still arrive in order while up to this many
+    # sites are broadcast to at once.
+    broadcast_parallelization_factor: int = 10
     broadcast_batching_window_seconds: int = 0
     broadcast_retry_attempts: int = 3
     broadcast_bisect_on_error: bool = True
@@ -169,6 +175,9 @@ class StageConfig:
         _check_range("broadcast_timeout_seconds", self.broadcast_timeout_seconds, 1, 900)
         _check_range("broadcast_concurrency", self.broadcast_concurrency, 1, 512)
         _check_range("broadcast_batch_size", self.broadcast_batch_size, 1, 10_000)
+        _check_range(
+            "broadcast_parallelization_factor", self.broadcast_parallelization_factor, 1, 10
+        )
         _check_range(
             "broadcast_batching_window_seconds", self.broadcast_batching_window_seconds, 0, 300
         )

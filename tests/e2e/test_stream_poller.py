@@ -338,3 +338,55 @@ def test_after_a_batch_the_shard_is_read_again_at_once_only_if_its_page_was_full
     assert between == ([f"wait {stream_poller.IDLE_POLL_SECONDS}"] if waited else [])
     assert len(handler.batches) == 1
     assert stream_poller.GET_RECORDS_LIMIT == 1000
+
+
+def site_record(sequence_number: int, site: str) -> dict[str, Any]:
+    """A record of a message of ``site`` (the messages table's partition key)."""
+    record = stream_record(sequence_number)
+    record["dynamodb"]["Keys"]["site"] = {"S": site}
+    record["dynamodb"]["NewImage"]["site"] = {"S": site}
+    return record
+
+
+def test_with_a_parallelization_factor_sites_go_at_once_and_each_keeps_its_order() -> None:
+    # Given records of two sites interleaved in one shard, and a handler that holds site
+    # "slow" until a record of "fast" has been handled
+    records = [site_record(n, "slow" if n % 2 else "fast") for n in range(1, 9)]
+    handled: list[tuple[str, int]] = []
+    fast_seen = threading.Event()
+
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        for record in event["Records"]:
+            site = record["dynamodb"]["Keys"]["site"]["S"]
+            if site == "slow":
+                fast_seen.wait(5)
+            else:
+                fast_seen.set()
+            handled.append((site, int(record["dynamodb"]["SequenceNumber"])))
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(
+        ScriptedStream(records),
+        ARN,
+        handler,
+        batch_size=1,
+        max_attempts=1,
+        parallelization_factor=10,
+        partition_key="site",
+    )
+    run_until(poller, lambda: len(handled) == len(records))
+    # Then "fast" was not held up behind "slow" (lanes run at once), and within each site the
+    # records were handled in stream order
+    assert handled[0][0] == "fast"
+    for site in ("slow", "fast"):
+        numbers = [n for s, n in handled if s == site]
+        assert numbers == sorted(numbers)
+        assert len(numbers) == 4
+
+
+def test_without_a_parallelization_factor_records_are_handled_in_stream_order() -> None:
+    records = [site_record(n, f"site-{n % 3}") for n in range(1, 10)]
+    handler = RecordingHandler()
+    poller = StreamPoller(ScriptedStream(records), ARN, handler, batch_size=2, max_attempts=1)
+    run_until(poller, lambda: sum(len(b) for b in handler.batches) == len(records))
+    assert [n for b in handler.batches for n in sequence_numbers(b)] == list(range(1, 10))

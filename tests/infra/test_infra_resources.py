@@ -205,6 +205,7 @@ def test_broadcaster_reads_inserts_only_with_bounded_retries(synthesized: Synthe
             },
             "StartingPosition": "LATEST",
             "BatchSize": config.broadcast_batch_size,
+            "ParallelizationFactor": config.broadcast_parallelization_factor,
             "MaximumBatchingWindowInSeconds": config.broadcast_batching_window_seconds,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "BisectBatchOnFunctionError": True,
