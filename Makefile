@@ -47,20 +47,23 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 setup: $(VENV_STAMP) $(TOOLS_STAMP) $(MINISTACK_STAMP) $(CHECKOV_STAMP)
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt userstatus_client/pyproject.toml \
-		pyproject.toml
+		pyproject.toml lambda_src/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements-dev.txt -c constraints.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--no-build-isolation -c constraints.txt -e ./userstatus_client
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		--no-build-isolation --no-deps -e .
+		--no-build-isolation --no-deps --config-settings editable_mode=compat \
+		-e ./lambda_src -e .
 	touch $@
 
-$(LAMBDA_VENV_STAMP): requirements-lambda-tests.txt constraints.txt
+$(LAMBDA_VENV_STAMP): requirements-lambda-tests.txt constraints.txt lambda_src/pyproject.toml
 	test -x $(LAMBDA_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements-lambda-tests.txt -c constraints.txt
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--no-build-isolation --no-deps --config-settings editable_mode=compat -e ./lambda_src
 	touch $@
 
 ## unit-lambda-python: the Lambda code's unit tests on the functions' Python version.

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks

@@ -46,7 +46,6 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
-from userstatus_local.environment import add_lambda_source_to_path
 
 CONCURRENCY = 64
 DELAY_MS = 10.0
@@ -292,7 +291,6 @@ class BroadcastHandlerRig:
 
 def run(quick: bool) -> BenchResult:
     """Measure (a), (b), (b, whole handler), (c) and (c') for each N."""
-    add_lambda_source_to_path()
     set_dummy_aws_environment()
     sizes = [10, 100] if quick else [10, 100, 1000]
     repeats = 2 if quick else 7

@@ -30,7 +30,7 @@ from bench.common import (
     bench_main,
     ratio_text,
 )
-from userstatus_local.environment import LAMBDA_SOURCE
+from userstatus_stack.functions import LAMBDA_SOURCE_DIR
 
 BASELINE = "boto3"
 EXTRA_BASELINE = "boto3, asyncio"
@@ -79,14 +79,14 @@ def run(quick: bool) -> BenchResult:
         # A copy of lambda_src without __pycache__: userstatus compiled on every import, as
         # from Lambda's read-only /var/task; boto3's caches stay warm (precompiled in Lambda).
         uncompiled = Path(scratch) / "lambda_src"
-        shutil.copytree(LAMBDA_SOURCE, uncompiled, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(LAMBDA_SOURCE_DIR, uncompiled, ignore=shutil.ignore_patterns("__pycache__"))
         cases: list[tuple[str, str, Path, dict[str, str]]] = [
-            (BASELINE, BASELINE, LAMBDA_SOURCE, warm_env),
+            (BASELINE, BASELINE, LAMBDA_SOURCE_DIR, warm_env),
         ]
         if not quick:
-            cases.append((EXTRA_BASELINE, EXTRA_BASELINE, LAMBDA_SOURCE, warm_env))
+            cases.append((EXTRA_BASELINE, EXTRA_BASELINE, LAMBDA_SOURCE_DIR, warm_env))
         for module in ENTRY_MODULES:
-            cases.append((module, module, LAMBDA_SOURCE, warm_env))
+            cases.append((module, module, LAMBDA_SOURCE_DIR, warm_env))
             if not quick:
                 cases.append((f"{module} (uncompiled)", module, uncompiled, lambda_like_env))
         loaded: dict[str, set[str]] = {}
@@ -109,13 +109,13 @@ def run(quick: bool) -> BenchResult:
         median = statistics.median(times[name])
         ratio = median / baseline
         if module in ENTRY_MODULES:
-            if source == LAMBDA_SOURCE:
+            if source == LAMBDA_SOURCE_DIR:
                 worst = max(worst, ratio)
             else:
                 worst_uncompiled = max(worst_uncompiled, ratio)
         extra = sorted(loaded[name] - loaded[BASELINE] - {"userstatus"})
         label = f"`import {module}`"
-        if source != LAMBDA_SOURCE:
+        if source != LAMBDA_SOURCE_DIR:
             label += ", userstatus without .pyc"
         rows.append(
             [

@@ -42,7 +42,6 @@ from bench.common import (
     percentile,
     wait_online,
 )
-from userstatus_local.environment import add_lambda_source_to_path
 
 DRAIN_SECONDS = 10.0
 CONNECT_TIMEOUT = 30.0
@@ -296,7 +295,6 @@ async def bench_relay(
 
 def run(quick: bool) -> BenchResult:
     """Start the relay, measure, stop it."""
-    add_lambda_source_to_path()
     from userstatus_local.process import RelayProcess
 
     if quick:

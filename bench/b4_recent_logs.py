@@ -43,7 +43,6 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
-from userstatus_local.environment import add_lambda_source_to_path
 
 MESSAGES_TABLE = "bench-messages"
 CONNECTIONS_TABLE = "bench-connections"
@@ -137,7 +136,6 @@ def _time_interleaved(
 
 def run(quick: bool) -> BenchResult:
     """Seed moto, time handler and bare query on moto, then on the replaying DynamoDB."""
-    add_lambda_source_to_path()
     set_dummy_aws_environment()
     os.environ.update(
         {

@@ -36,7 +36,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from time import perf_counter_ns
 
 from bench.common import (
-    REPOSITORY_ROOT,
     BenchResult,
     Goal,
     ServerProcess,
@@ -46,7 +45,6 @@ from bench.common import (
     seconds_text,
 )
 
-CLIENT_SOURCE = REPOSITORY_ROOT / "userstatus_client" / "src"
 THREADS = 4
 RECORDS_PER_THREAD = 2500
 STUCK_QUEUE_SIZE = 1000
@@ -145,8 +143,6 @@ def _handler_burst(url: str, name: str, queue_size: int) -> Burst:
 
 def run(quick: bool) -> BenchResult:
     """Time the bursts against an answering and a stuck stub relay, and with a NullHandler."""
-    if str(CLIENT_SOURCE) not in sys.path:
-        sys.path.insert(0, str(CLIENT_SOURCE))
     rounds = 1 if quick else 5
     found: dict[str, list[Burst]] = {"answering": [], "stuck": [], "baseline": []}
     with (

@@ -33,7 +33,6 @@ from typing import Any
 import aiohttp
 
 from bench.common import BenchResult, Goal, Table, bench_main, wait_online
-from userstatus_local.environment import add_lambda_source_to_path
 
 CONNECT_TIMEOUT = 60.0
 DRAIN_SECONDS = 10.0
@@ -332,7 +331,6 @@ async def load_relay(relay: Any, settings: LoadSettings) -> tuple[LoadRun, list[
 
 def run_load(settings: LoadSettings) -> tuple[LoadRun, list[LoadRun]]:
     """Start a relay, run ``settings`` against it, stop it."""
-    add_lambda_source_to_path()
     from userstatus_local.process import RelayProcess
 
     relay = RelayProcess.start()

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from userstatus_local.dynamodb import CLIENT_CONFIG
-from userstatus_local.environment import add_lambda_source_to_path
 from userstatus_local.faults import Faults
 
 logger = logging.getLogger("userstatus_local.broadcaster")
@@ -229,7 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fault-throttle-dynamodb", type=float, default=0.0)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    add_lambda_source_to_path()
     from userstatus.logs import configure_logging
 
     configure_logging()

@@ -8,19 +8,9 @@ boto3's service-specific endpoint variables.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import MutableMapping
-from pathlib import Path
 
-LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_src"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-
-
-def add_lambda_source_to_path() -> None:
-    """Make ``import userstatus`` find the Lambda package of this checkout."""
-    source = str(LAMBDA_SOURCE)
-    if source not in sys.path:
-        sys.path.insert(0, source)
 
 
 def configure_environment(

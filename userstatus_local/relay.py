@@ -18,7 +18,7 @@ import socket
 import sys
 
 from userstatus_local.dynamodb import EmbeddedDynamoDB
-from userstatus_local.environment import add_lambda_source_to_path, configure_environment
+from userstatus_local.environment import configure_environment
 from userstatus_local.options import (
     LOCAL_STAGE,
     RelayAddresses,
@@ -63,7 +63,6 @@ def run(options: RelayOptions) -> int:
             publish_keys_table=options.publish_keys_table,
             embedded=embedded is not None,
         )
-        add_lambda_source_to_path()
         from userstatus_stack.stages import STAGES
 
         if options.stage not in STAGES:

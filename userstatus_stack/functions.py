@@ -34,6 +34,11 @@ ASSET_EXCLUDES = (
     "**/tests",
     "**/test_*.py",
     "**/*.egg-info",
+    # What installs lambda_src/ editable into the virtualenvs and marks it typed for mypy (not
+    # code the functions run).
+    "pyproject.toml",
+    "build",
+    "**/py.typed",
 )
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64

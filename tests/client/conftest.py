@@ -1,27 +1,17 @@
-"""Fixtures for the client tests: a fake relay, and the client importable from its source tree.
+"""Fixtures for the client tests: a fake relay on free ports, and a clean environment.
 
-When the package is not installed (``pip install -e ./userstatus_client``), its ``src`` folder is
-put on ``sys.path`` so ``python -m pytest tests/client`` works from a plain checkout.
+The client is installed editable into .venv (``make setup``: ``pip install -e
+./userstatus_client``), as a user installs it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-CLIENT_SRC = Path(__file__).resolve().parents[2] / "userstatus_client" / "src"
-
-_spec = importlib.util.find_spec("userstatus_client")
-if _spec is None or _spec.origin is None:  # missing, or only the project folder as a namespace
-    sys.path.insert(0, str(CLIENT_SRC))
-    sys.modules.pop("userstatus_client", None)
-
-from tests.fakes.fake_relay import FakeRelay  # noqa: E402
+from tests.fakes.fake_relay import FakeRelay
 
 
 @pytest.fixture
@@ -42,6 +32,5 @@ def _no_relay_urls_from_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
 def client_env() -> dict[str, str]:
     """Environment for a ``python -m userstatus_client`` subprocess, without relay URLs set."""
     env = {k: v for k, v in os.environ.items() if k != "USERSTATUS_KEY"}
-    env["PYTHONPATH"] = os.pathsep.join([str(CLIENT_SRC), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env

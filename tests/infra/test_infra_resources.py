@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
@@ -13,7 +14,7 @@ from tests.infra.infra_stacks import REPO_ROOT, Synthesized
 from tests.infra.infra_template import function_by_handler, properties, resources, role_statements
 from userstatus.keys import CONNECTIONS, CONNECTIONS_BY_ID_INDEX, MESSAGES, PUBLISH_KEYS
 from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
-from userstatus_stack.functions import RUNTIME
+from userstatus_stack.functions import LAMBDA_SOURCE_DIR, RUNTIME
 
 HANDLERS = {HTTP_HANDLER, WEBSOCKET_HANDLER, BROADCAST_HANDLER}
 DELETION_POLICY = {RemovalPolicy.DESTROY: "Delete", RemovalPolicy.RETAIN: "Retain"}
@@ -38,6 +39,16 @@ def test_functions_share_one_code_asset(synthesized: Synthesized) -> None:
     }
     assert len(codes) == 1
     assert json.loads(codes.pop())["S3Key"].endswith(".zip")
+
+
+def test_the_code_asset_is_the_runtime_package_modules_only(synthesized: Synthesized) -> None:
+    # lambda_src/ also holds what installs it editable (pyproject.toml, py.typed): not shipped
+    assembly = Path(synthesized.app.synth().directory)
+    [asset] = [d for d in assembly.glob("asset.*") if (d / "userstatus").is_dir()]
+    shipped = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
+    modules = sorted(p.relative_to(LAMBDA_SOURCE_DIR) for p in LAMBDA_SOURCE_DIR.rglob("*.py"))
+    assert shipped == [str(m) for m in modules]
+    assert all(m.parts[0] == "userstatus" for m in modules)
 
 
 def test_each_function_logs_to_its_own_log_group_with_stage_retention(
