@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPOSITORY_ROOT, BenchResult, load_text
-from bench.report import render_goals, render_result
+from bench.common import REPOSITORY_ROOT, load_text
+from bench.report import BenchResult, render_goals, render_result
 
 BENCHMARKS = (
     "bench.b1_fanout",

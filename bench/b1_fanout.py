@@ -32,10 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.common import (
-    BenchResult,
     FakeManagementApiProcess,
-    Goal,
-    Table,
     Timing,
     bench_main,
     child_cpu_seconds,
@@ -46,6 +43,7 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
+from bench.report import BenchResult, Goal, Table
 
 CONCURRENCY = 64
 DELAY_MS = 10.0

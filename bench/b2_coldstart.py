@@ -22,14 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import (
-    REPOSITORY_ROOT,
-    BenchResult,
-    Goal,
-    Table,
-    bench_main,
-    ratio_text,
-)
+from bench.common import REPOSITORY_ROOT, bench_main, ratio_text
+from bench.report import BenchResult, Goal, Table
 from userstatus_stack.functions import LAMBDA_SOURCE_DIR
 
 BASELINE = "boto3"

@@ -33,15 +33,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import (
-    BenchResult,
-    Goal,
-    Table,
-    bench_main,
-    child_cpu_seconds,
-    percentile,
-    wait_online,
-)
+from bench.common import bench_main, child_cpu_seconds, percentile, wait_online
+from bench.report import BenchResult, Goal, Table
 
 DRAIN_SECONDS = 10.0
 CONNECT_TIMEOUT = 30.0

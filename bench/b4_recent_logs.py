@@ -30,10 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    BenchResult,
-    Goal,
     ServerProcess,
-    Table,
     Timing,
     bench_main,
     measure,
@@ -43,6 +40,7 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
+from bench.report import BenchResult, Goal, Table
 
 MESSAGES_TABLE = "bench-messages"
 CONNECTIONS_TABLE = "bench-connections"

@@ -35,15 +35,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from time import perf_counter_ns
 
-from bench.common import (
-    BenchResult,
-    Goal,
-    ServerProcess,
-    Table,
-    bench_main,
-    percentile,
-    seconds_text,
-)
+from bench.common import ServerProcess, bench_main, percentile, seconds_text
+from bench.report import BenchResult, Goal, Table
 
 THREADS = 4
 RECORDS_PER_THREAD = 2500

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import cProfile
 import io
-import json
 import math
 import os
 import pstats
@@ -24,11 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
 
 import aiohttp
+
+from bench.report import BenchResult, render_result
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 30.0
@@ -40,54 +41,6 @@ DUMMY_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-
-@dataclass
-class Table:
-    """One table of figures: a title, column headers, rows of already formatted cells."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    note: str = ""
-
-
-@dataclass
-class Goal:
-    """One goal of the issue, the figure measured against it and whether it is met.
-
-    ``met`` is None for a headline figure the issue asks for without a target.
-    """
-
-    name: str
-    target: str
-    measured: str
-    met: bool | None
-
-
-@dataclass
-class BenchResult:
-    """What one benchmark found: tables, goals, and notes on method (Markdown)."""
-
-    key: str
-    title: str
-    method: str
-    tables: list[Table] = field(default_factory=list)
-    goals: list[Goal] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_json(self) -> str:
-        """The result as JSON (for the parent ``python -m bench`` process)."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> BenchResult:
-        """Parse what ``to_json`` wrote."""
-        raw = json.loads(text)
-        raw["tables"] = [Table(**t) for t in raw["tables"]]
-        raw["goals"] = [Goal(**g) for g in raw["goals"]]
-        return cls(**raw)
 
 
 @dataclass(frozen=True)
@@ -292,7 +245,6 @@ def bench_main(run: Callable[[bool], BenchResult], description: str | None) -> N
     started = time.perf_counter()
     result = run(args.quick)
     result.seconds = time.perf_counter() - started
-    from bench.report import render_result
 
     print(render_result(result))
     if args.json is not None:

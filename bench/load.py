@@ -32,7 +32,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import BenchResult, Goal, Table, bench_main, wait_online
+from bench.common import bench_main, wait_online
+from bench.report import BenchResult, Goal, Table
 
 CONNECT_TIMEOUT = 60.0
 DRAIN_SECONDS = 10.0

@@ -27,9 +27,6 @@ import time
 from collections.abc import Callable
 
 from bench.common import (
-    BenchResult,
-    Goal,
-    Table,
     Timing,
     bench_main,
     measure,
@@ -37,6 +34,7 @@ from bench.common import (
     seconds_text,
     set_dummy_aws_environment,
 )
+from bench.report import BenchResult, Goal, Table
 
 MESSAGES_TABLE = "bench-keys-messages"
 CONNECTIONS_TABLE = "bench-keys-connections"
