@@ -2,9 +2,9 @@
 
 The relay runs as a child process (``userstatus_local.process.RelayProcess``: HTTP API,
 WebSocket API and its management API, all through the real handlers), with its two children:
-the broadcaster (stream poller and broadcast handler) and the embedded DynamoDB (moto). This
-process opens S WebSocket subscribers on one site (the ``websockets``
-client), waits until ``GET /onlineusers`` counts them all, then posts messages over HTTP
+the event source process (stream poller and broadcast handler) and the embedded DynamoDB
+(moto). This process opens S WebSocket subscribers on one site (the ``websockets`` client),
+waits until ``GET /onlineusers`` counts them all, then posts messages over HTTP
 (one pooled aiohttp session) on a fixed schedule: message i is sent at ``start + i / rate``,
 each POST in its own task so a slow answer never delays the schedule. Each message carries
 its sequence number; latency is the time from just before its POST is sent to the moment a
@@ -42,9 +42,9 @@ GOAL_MEDIAN_MS = 50.0
 GOAL_P99_MS = 200.0
 SUSTAINED_P99_MS = 1000.0
 SUSTAINED_RATE_SHARE = 0.9
-# The relay's processes (userstatus_local.relay starts both children).
+# The relay's processes (userstatus_local.startup starts both children).
 CHILD_MODULES = {
-    "broadcaster": "userstatus_local.broadcaster",
+    "event source": "userstatus_local.event_source",
     "DynamoDB": "userstatus_local.moto_server",
 }
 PROCESS_NAMES = ("relay", *CHILD_MODULES)
@@ -63,7 +63,7 @@ class Run:
     lost: int = 0
     duplicates: int = 0
     post_errors: int = 0
-    # CPU seconds of each process of the relay over the run: relay, broadcaster, DynamoDB.
+    # CPU seconds of each process of the relay over the run: relay, event source, DynamoDB.
     cpu: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
 
@@ -333,7 +333,7 @@ def run(quick: bool) -> BenchResult:
         "p99 ms",
         "max ms",
         "relay CPU",
-        "broadcaster CPU",
+        "event source CPU",
         "DynamoDB CPU",
         "CPU µs/delivery",
         "sustained",
@@ -345,8 +345,8 @@ def run(quick: bool) -> BenchResult:
             rows=[baseline.row(), main.row(), *(step.row() for step in stepped)],
             note="CPU columns: each relay process's CPU time over the run's wall time (100% is "
             "one core of this 2-core machine), for the relay (HTTP and WebSocket servers, the "
-            "management API), the broadcaster and the embedded DynamoDB; µs/delivery is the "
-            "three together. The benchmark client shares the same two cores.",
+            "management API), the event source process and the embedded DynamoDB; µs/delivery is "
+            "the three together. The benchmark client shares the same two cores.",
         )
     )
     sustained = [s.target_rate for s in stepped if s.sustained]

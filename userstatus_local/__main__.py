@@ -1,4 +1,4 @@
-"""``python -m userstatus_local``: run the relay until Ctrl-C (see ``userstatus_local.relay``)."""
+"""``python -m userstatus_local``: run the relay until Ctrl-C (see ``userstatus_local.startup``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from userstatus.config import PUBLISH_AUTH_MODES
 from userstatus_local.faults import Faults
 from userstatus_local.options import RelayOptions
-from userstatus_local.relay import run
+from userstatus_local.startup import run
 
 DEFAULTS = RelayOptions()
 

@@ -1,6 +1,6 @@
 """What the relay was asked for and where it is reached: plain values every module may import.
 
-The orchestrator (``userstatus_local.relay``), the servers and the event builders all read
+The orchestrator (``userstatus_local.startup``), the servers and the event builders all read
 these; keeping them here, apart from the orchestrator, leaves no import circle.
 """
 

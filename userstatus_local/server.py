@@ -1,7 +1,8 @@
-"""The running relay: tables, handlers, both aiohttp servers and the broadcaster child.
+"""The running relay: tables, handlers, both aiohttp servers and the event source child (the
+stream poller and the broadcast handler).
 
 Imported only after ``userstatus_local.environment`` has set the handlers' environment (see
-``userstatus_local.relay``), since it imports the Lambda entry modules.
+``userstatus_local.startup``), since it imports the Lambda entry modules.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from aiohttp import web
 from userstatus import http_api, websocket_api
 from userstatus.logs import configure_logging
 from userstatus.runtime import runtime
-from userstatus_local.broadcaster import BroadcasterProcess, BroadcasterStartError
 from userstatus_local.dynamodb import CLIENT_CONFIG, ensure_tables
+from userstatus_local.event_source import EventSourceProcess, EventSourceStartError
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import Invoker
 from userstatus_local.management_auth import ManagementAuth
@@ -52,7 +53,7 @@ async def serve(
     http_socket: socket.socket,
     ws_socket: socket.socket,
 ) -> int:
-    """Serve until SIGINT or SIGTERM, then stop cleanly; the exit status (1 if the broadcaster
+    """Serve until SIGINT or SIGTERM, then stop cleanly; the exit status (1 if the event source
     ended on its own)."""
     configure_logging()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -104,7 +105,7 @@ async def serve(
             "broadcast_retry_attempts": stage.broadcast_retry_attempts,
         },
     )
-    broadcaster = BroadcasterProcess(
+    event_source = EventSourceProcess(
         stream_arn,
         stage=stage.stage,
         failure_queue=failure_queue,
@@ -113,7 +114,7 @@ async def serve(
     websockets = WebSocketRelay(
         websocket_api.handler,
         Invoker(websocket_executor, **api_function),
-        on_stored=broadcaster.wake,
+        on_stored=event_source.wake,
         disconnect_invoker=Invoker(disconnect_executor, **api_function),
         auth=ManagementAuth.from_environ(os.environ),
         idle_timeout=options.idle_timeout,
@@ -124,7 +125,7 @@ async def serve(
         http_api.handler,
         Invoker(http_executor, **api_function),
         websocket_port=ws_socket.getsockname()[1],
-        on_stored=broadcaster.wake,
+        on_stored=event_source.wake,
     )
     ws_runner = web.AppRunner(websockets.application(), access_log=None)
     http_runner = web.AppRunner(http.application(), access_log=None)
@@ -133,23 +134,23 @@ async def serve(
             await runner.setup()
             await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS).start()
         try:
-            await asyncio.to_thread(broadcaster.start)
-        except BroadcasterStartError as error:
+            await asyncio.to_thread(event_source.start)
+        except EventSourceStartError as error:
             logger.error("%s; stopping the relay", error)
             return 1
-        broadcaster_exit = asyncio.ensure_future(asyncio.to_thread(broadcaster.wait))
-        broadcaster_exit.add_done_callback(lambda _: stop.set())
+        event_source_exit = asyncio.ensure_future(asyncio.to_thread(event_source.wait))
+        event_source_exit.add_done_callback(lambda _: stop.set())
         print_banner(addresses, failure_queue)
         await stop.wait()
-        if broadcaster_exit.done():
+        if event_source_exit.done():
             logger.error(
-                "the broadcaster exited with status %s; stopping the relay",
-                broadcaster_exit.result(),
+                "the event source process exited with status %s; stopping the relay",
+                event_source_exit.result(),
             )
             exit_status = 1
         logger.info("stopping")
     finally:
-        await asyncio.to_thread(broadcaster.stop)
+        await asyncio.to_thread(event_source.stop)
         await websockets.close_all()
         await ws_runner.cleanup()
         await http_runner.cleanup()

@@ -19,7 +19,7 @@ from constructs import Construct
 
 from userstatus.routes import BROADCAST_HANDLER
 from userstatus_stack.config import StageConfig
-from userstatus_stack.functions import PythonFunction
+from userstatus_stack.functions import HandlerFunction
 from userstatus_stack.nag import acknowledge
 
 
@@ -79,7 +79,7 @@ class Broadcaster(Construct):
             "metadata of records that could not be broadcast); a queue behind it would only "
             "move the same records again. An alarm fires when it is not empty.",
         )
-        self.function = PythonFunction(
+        self.function = HandlerFunction(
             self,
             "BroadcastHandler",
             code=code,

@@ -55,7 +55,7 @@ def function_id(handler: str) -> str:
     return "".join(part.capitalize() for part in module.split("_")) + "Handler"
 
 
-class PythonFunction(Construct):
+class HandlerFunction(Construct):
     """A function running ``handler`` with its own role and log group."""
 
     def __init__(
@@ -148,7 +148,7 @@ def api_functions(
 ) -> dict[str, lambda_.Function]:
     """One function per distinct handler, with the stage's API memory and timeout."""
     return {
-        handler: PythonFunction(
+        handler: HandlerFunction(
             scope,
             function_id(handler),
             code=code,

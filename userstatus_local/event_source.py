@@ -1,10 +1,11 @@
-"""The stream poller and the broadcaster, in a process of their own.
+"""The event source process: the stream poller feeding the broadcast handler, as Lambda's event
+source mapping feeds the broadcast function, in a process of its own.
 
 With 100 subscribers a message means 100 management API posts: the broadcaster signs and sends
 them, the relay serves them and writes the frames. In one process both halves took turns on
 one core under the GIL; in two they run on both cores (docs/performance.md, B3).
 
-The relay starts ``python -m userstatus_local.broadcaster STREAM_ARN`` with the handlers'
+The relay starts ``python -m userstatus_local.event_source STREAM_ARN`` with the handlers'
 environment (``userstatus_local.environment``) and talks to it over pipes:
 
 * the child prints ``READY`` on stdout once it is positioned at the end of the stream;
@@ -37,7 +38,7 @@ from typing import IO, Any
 from userstatus_local.dynamodb import CLIENT_CONFIG
 from userstatus_local.faults import Faults
 
-logger = logging.getLogger("userstatus_local.broadcaster")
+logger = logging.getLogger("userstatus_local.event_source")
 
 READY_LINE = b"READY\n"
 START_TIMEOUT_SECONDS = 30.0
@@ -46,12 +47,12 @@ STOP_TIMEOUT_SECONDS = 10.0
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-class BroadcasterStartError(RuntimeError):
-    """The broadcaster exited or was not ready in time."""
+class EventSourceStartError(RuntimeError):
+    """The event source process exited or was not ready in time."""
 
 
-class BroadcasterProcess:
-    """The relay's handle on the broadcaster child: start, wake, stop."""
+class EventSourceProcess:
+    """The relay's handle on the event source child: start, wake, stop."""
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class BroadcasterProcess:
             [
                 sys.executable,
                 "-m",
-                "userstatus_local.broadcaster",
+                "userstatus_local.event_source",
                 "--stage",
                 self._stage,
                 *(["--failure-queue", str(self._failure_queue)] if self._failure_queue else []),
@@ -103,7 +104,9 @@ class BroadcasterProcess:
                 if exited
                 else f"was not ready in {timeout:g} s"
             )
-            raise BroadcasterStartError(f"the broadcaster {problem} (its log is above, on stderr)")
+            raise EventSourceStartError(
+                f"the event source process {problem} (its log is above, on stderr)"
+            )
         os.set_blocking(process.stdin.fileno(), False)
         self._process, self._stdin = process, process.stdin
 
@@ -135,11 +138,11 @@ class BroadcasterProcess:
         try:
             status = process.wait(timeout)
         except subprocess.TimeoutExpired:
-            logger.warning("the broadcaster did not stop in time; killed")
+            logger.warning("the event source process did not stop in time; killed")
             process.kill()
             status = process.wait()
         if status:
-            logger.warning("the broadcaster exited with status %d", status)
+            logger.warning("the event source process exited with status %d", status)
         return status
 
 
@@ -221,7 +224,7 @@ def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until stdin ends; the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m userstatus_local.broadcaster")
+    parser = argparse.ArgumentParser(prog="python -m userstatus_local.event_source")
     parser.add_argument("stream_arn", help="the messages table's stream")
     parser.add_argument("--stage", default="dev", help="whose settings to poll with")
     parser.add_argument("--failure-queue", type=Path, help="append given-up batches here")

@@ -1,4 +1,4 @@
-"""The broadcaster child: it starts or says why not, and never outlives the relay."""
+"""The event source child: it starts or says why not, and never outlives the relay."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.wire import TIMEOUT, wait_until
-from userstatus_local.broadcaster import BroadcasterProcess, BroadcasterStartError
 from userstatus_local.dynamodb import _free_port
 from userstatus_local.environment import configure_environment
+from userstatus_local.event_source import EventSourceProcess, EventSourceStartError
 from userstatus_local.process import RelayProcess
 
 
@@ -31,13 +31,13 @@ def children_of(pid: int) -> list[int]:
     return children
 
 
-def broadcaster_of(relay: RelayProcess) -> int:
-    """The process id of the relay's broadcaster child."""
+def event_source_of(relay: RelayProcess) -> int:
+    """The process id of the relay's event source child."""
     for child in children_of(relay.process.pid):
         command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        if b"userstatus_local.broadcaster" in command:
+        if b"userstatus_local.event_source" in command:
             return child
-    raise AssertionError("the relay has no broadcaster child")
+    raise AssertionError("the relay has no event source child")
 
 
 def alive(pid: int) -> bool:
@@ -49,7 +49,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_a_broadcaster_that_cannot_reach_the_stream_is_reported(
+def test_an_event_source_that_cannot_reach_the_stream_is_reported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given an environment pointing at a DynamoDB that is not there
@@ -66,20 +66,20 @@ def test_a_broadcaster_that_cannot_reach_the_stream_is_reported(
     )
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    broadcaster = BroadcasterProcess("arn:aws:dynamodb:us-east-1:000000000000:table/m/stream/x")
+    event_source = EventSourceProcess("arn:aws:dynamodb:us-east-1:000000000000:table/m/stream/x")
     # Then starting it fails with an error, not a hang
     started = time.monotonic()
-    with pytest.raises(BroadcasterStartError, match="exited with status 1"):
-        broadcaster.start()
+    with pytest.raises(EventSourceStartError, match="exited with status 1"):
+        event_source.start()
     assert time.monotonic() - started < TIMEOUT
-    assert broadcaster.stop() is None
+    assert event_source.stop() is None
 
 
 def test_children_end_with_a_killed_relay() -> None:
     relay = RelayProcess.start()
     try:
         children = children_of(relay.process.pid)
-        # The embedded DynamoDB and the broadcaster
+        # The embedded DynamoDB and the event source process
         assert len(children) == 2
         os.kill(relay.process.pid, signal.SIGKILL)
         relay.process.wait(TIMEOUT)
@@ -92,7 +92,7 @@ def test_the_relay_stops_with_an_error_when_its_broadcaster_dies() -> None:
     relay = RelayProcess.start()
     try:
         # When the broadcaster ends on its own (here: killed)
-        os.kill(broadcaster_of(relay), signal.SIGKILL)
+        os.kill(event_source_of(relay), signal.SIGKILL)
         # Then the relay does not carry on without broadcasting: it stops, and says why
         exit_status = relay.process.wait(TIMEOUT)
         stderr = relay.stderr_tail(200)
