@@ -5,8 +5,8 @@ URLs, the management API (every call SigV4-signed, as ministack with IAM enforce
 the connections table, the TLS context that trusts its certificate, and what it cannot do.
 
 ``Target.require(gap)`` skips a test on a target with that gap, with the reason as the skip
-message. The gaps are limitations of the emulator or of the relay, each listed in the README
-(section "Testing against the deployed stack").
+message. The gaps are limitations of the emulator or of the relay, each listed in docs/testing.md
+(section "One contract suite, two targets").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   the deployed role, whose policies are exactly the synthesized ones).
 - Nothing unused: ministack records every IAM check (action, resource, principal) through
   ``userstatus_local/ministack_launcher.py``; each (action, resource) a role is granted must be
-  matched by a call its function made, unless the README's table "Grants no handler call
+  matched by a call its function made, unless docs/testing.md's table "Grants no handler call
   uses" says why the role needs it.
 - Signed fan-out: the broadcaster's own client posts over TLS with SigV4 and is accepted; the
   same post signed with a wrong secret key is refused.
@@ -45,7 +45,7 @@ from userstatus.publish_keys import KeyStore
 from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
 from userstatus_local.deployed import DeployedStack
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TESTING_DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 TEST_SESSION = "least-privilege-test"
 EXEMPTIONS_HEADING = "### Grants no handler call uses"
 HANDLER_NAMES = {
@@ -236,9 +236,9 @@ def exercise_every_flow(target: Target, site: str) -> None:
 
 
 def readme_exemptions() -> dict[tuple[str, str], str]:
-    """(function, action) -> why, from the README's table of grants no handler call uses."""
-    text = README.read_text()
-    assert EXEMPTIONS_HEADING in text, f"README.md has no section {EXEMPTIONS_HEADING!r}"
+    """(function, action) -> why, from docs/testing.md's table of grants no handler call uses."""
+    text = TESTING_DOC.read_text()
+    assert EXEMPTIONS_HEADING in text, f"docs/testing.md has no section {EXEMPTIONS_HEADING!r}"
     section = text.split(EXEMPTIONS_HEADING, 1)[1].split("\n#", 1)[0]
     rows = re.findall(r"^\| `([a-z_]+)` \| `([a-z0-9-]+:[A-Za-z]+)` \| (.+?) \|$", section, re.M)
     return {(function, action): why for function, action, why in rows}
@@ -257,7 +257,7 @@ def test_every_grant_is_used_or_explained(
         calls = function_calls(deployed_stack, role)
         # Then no call of the function was refused (the grants are sufficient)
         assert [c for c in calls if not c["allowed"]] == [], function
-        # And each grant is used by a call of the function, or the README says why it is needed
+        # And each grant is used by a call of the function, or docs/testing.md says why it is needed
         used = {(call["action"], call["resource"]) for call in calls}
         unused = sorted(
             (action, resource)
@@ -270,7 +270,7 @@ def test_every_grant_is_used_or_explained(
         )
         assert unused == [], f"{function} is granted what none of its calls used: {unused}"
 
-    # And the README explains only grants that exist
+    # And docs/testing.md explains only grants that exist
     granted = {(HANDLER_NAMES[h], action) for h, role in roles.items() for action, _ in role.grants}
     assert set(exemptions) <= granted, sorted(set(exemptions) - granted)
 
