@@ -223,7 +223,7 @@ def _urls_from_the_environment(parser: argparse.ArgumentParser, args: argparse.N
 
 
 def _site(text: str) -> str:
-    if not SITE_PATTERN.match(text):
+    if not SITE_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"site must be 1-64 letters, digits, '-' or '_', got {text!r}"
         )

@@ -33,7 +33,7 @@ from userstatus_client.relay import (
 
 __all__ = ["HandlerStats", "UserStatusHandler"]
 
-SITE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SITE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole string: use fullmatch
 MAX_MESSAGE_BYTES = 16 * 1024
 _TRUNCATION_MARK = " …[truncated]"
 _REJECTION_WARNING_INTERVAL = 30.0
@@ -92,7 +92,7 @@ class UserStatusHandler(logging.Handler):
         key: str | None = None,
     ) -> None:
         super().__init__(level)
-        if not SITE_PATTERN.match(site):
+        if not SITE_PATTERN.fullmatch(site):
             raise ValueError(f"site must be 1-64 letters, digits, '-' or '_', got {site!r}")
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
