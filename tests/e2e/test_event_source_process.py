@@ -88,10 +88,10 @@ def test_children_end_with_a_killed_relay() -> None:
         relay.stop()
 
 
-def test_the_relay_stops_with_an_error_when_its_broadcaster_dies() -> None:
+def test_the_relay_stops_with_an_error_when_its_event_source_dies() -> None:
     relay = RelayProcess.start()
     try:
-        # When the broadcaster ends on its own (here: killed)
+        # When the event source process ends on its own (here: killed)
         os.kill(event_source_of(relay), signal.SIGKILL)
         # Then the relay does not carry on without broadcasting: it stops, and says why
         exit_status = relay.process.wait(TIMEOUT)
@@ -99,5 +99,5 @@ def test_the_relay_stops_with_an_error_when_its_broadcaster_dies() -> None:
     finally:
         relay.stop()
     assert exit_status == 1
-    assert "the broadcaster exited with status -9; stopping the relay" in stderr
+    assert "the event source process exited with status -9; stopping the relay" in stderr
     assert "Traceback" not in stderr
