@@ -24,6 +24,8 @@ from typing import Any
 
 from botocore.config import Config
 
+from userstatus import keys
+
 logger = logging.getLogger("userstatus_local.dynamodb")
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -123,9 +125,6 @@ def ensure_tables(
     client: Any, messages_table: str, connections_table: str, publish_keys_table: str
 ) -> str:
     """Create the three tables if missing and make sure messages has a stream; its ARN."""
-    # Imported here: this module is used before the handlers' environment is set.
-    from userstatus import keys
-
     _ensure_table(client, keys.CONNECTIONS.create_table_kwargs(connections_table))
     _ensure_table(client, keys.PUBLISH_KEYS.create_table_kwargs(publish_keys_table))
     kwargs = keys.MESSAGES.create_table_kwargs(messages_table)
