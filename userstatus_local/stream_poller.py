@@ -51,8 +51,9 @@ BatchHandler = Callable[[Mapping[str, Any], object], Any]
 FailureSink = Callable[[dict[str, Any]], None]
 
 IDLE_POLL_SECONDS = 0.25
-# GetRecords' own maximum (docs.aws.amazon.com/amazondynamodb/latest/APIReference/
-# API_streams_GetRecords.html: "The maximum number of records to return... up to 1000").
+# GetRecords' own maximum: "The maximum number of records to return from the shard. The upper
+# limit is 1000." (docs.aws.amazon.com/amazondynamodb/latest/APIReference/
+# API_streams_GetRecords.html)
 GET_RECORDS_LIMIT = 1000
 SHARD_REFRESH_SECONDS = 5.0
 ERROR_BACKOFF_SECONDS = 1.0
