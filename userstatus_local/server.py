@@ -1,8 +1,6 @@
 """The running relay: tables, handlers, both aiohttp servers and the event source child (the
-stream poller and the broadcast handler).
-
-Imported only after ``userstatus_local.environment`` has set the handlers' environment (see
-``userstatus_local.startup``), since it imports the Lambda entry modules.
+stream poller and the broadcast handler), started by ``userstatus_local.startup`` once the
+handlers' environment is set.
 """
 
 from __future__ import annotations

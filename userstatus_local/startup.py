@@ -2,7 +2,8 @@
 
 1. Bind both listening sockets (port 0 picks a free port) so the real ports are known.
 2. Start the embedded DynamoDB (unless ``--dynamodb-endpoint`` is given).
-3. Set the handlers' environment (``userstatus_local.environment``); only then import them.
+3. Set the handlers' environment (``userstatus_local.environment``), which they read when they
+   first run (``userstatus.runtime``), as in AWS.
 4. Serve (``userstatus_local.server``) until SIGINT or SIGTERM, then stop in reverse order.
 
 On start it prints the URLs, ready-to-paste examples and a machine-readable line::
@@ -26,6 +27,8 @@ from userstatus_local.options import (
     connect_host,
     url_host,
 )
+from userstatus_local.server import serve
+from userstatus_stack.stages import STAGES
 
 
 def run(options: RelayOptions) -> int:
@@ -63,8 +66,6 @@ def run(options: RelayOptions) -> int:
             publish_keys_table=options.publish_keys_table,
             embedded=embedded is not None,
         )
-        from userstatus_stack.stages import STAGES
-
         if options.stage not in STAGES:
             sys.stderr.write(
                 f"userstatus_local: unknown stage {options.stage!r}: "
@@ -74,8 +75,6 @@ def run(options: RelayOptions) -> int:
         # The functions read these when they first run (userstatus.runtime), as in AWS.
         os.environ["STAGE"] = options.stage
         os.environ["PUBLISH_AUTH"] = options.publish_auth or STAGES[options.stage].publish_auth
-        from userstatus_local.server import serve
-
         return asyncio.run(serve(options, addresses, http_socket, ws_socket))
     finally:
         http_socket.close()
