@@ -33,6 +33,12 @@ from userstatus_stack.stages import STAGES
 
 def run(options: RelayOptions) -> int:
     """Run the relay until SIGINT or SIGTERM; the exit status."""
+    if options.stage not in STAGES:
+        sys.stderr.write(
+            f"userstatus_local: unknown stage {options.stage!r}: "
+            f"use --stage <{'|'.join(sorted(STAGES))}>\n"
+        )
+        return 2
     try:
         http_socket = listening_socket(options.host, options.http_port)
     except OSError as error:
@@ -66,12 +72,6 @@ def run(options: RelayOptions) -> int:
             publish_keys_table=options.publish_keys_table,
             embedded=embedded is not None,
         )
-        if options.stage not in STAGES:
-            sys.stderr.write(
-                f"userstatus_local: unknown stage {options.stage!r}: "
-                f"use --stage <{'|'.join(sorted(STAGES))}>\n"
-            )
-            return 2
         # The functions read these when they first run (userstatus.runtime), as in AWS.
         os.environ["STAGE"] = options.stage
         os.environ["PUBLISH_AUTH"] = options.publish_auth or STAGES[options.stage].publish_auth
