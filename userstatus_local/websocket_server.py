@@ -216,7 +216,7 @@ class WebSocketRelay:
         """Queue a frame for the client; False (and the client dropped) if its outbox is full."""
         if connection.dropped:
             return False
-        size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+        size = _frame_size(frame)
         if connection.outbox_bytes + size > MAX_OUTBOX_BYTES:
             self._drop(connection, "outbox full")
             return False
@@ -254,7 +254,7 @@ class WebSocketRelay:
         keeps_up = transport is None or transport.get_write_buffer_size() == 0
         if connection.outbox_bytes or connection.dropped or not keeps_up:
             return self._enqueue(connection, frame)
-        size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+        size = _frame_size(frame)
         connection.outbox_bytes += size
         return await self._send(connection, frame, size)
 
@@ -451,6 +451,11 @@ async def _close(connection: Connection, code: int, message: bytes) -> None:
             await connection.socket.close(code=code, message=message)
     except (TimeoutError, ConnectionError, RuntimeError):
         connection.abort()
+
+
+def _frame_size(frame: Frame) -> int:
+    """A frame's size in bytes, as the outbox counts it (UTF-8 for text)."""
+    return len(frame.encode()) if isinstance(frame, str) else len(frame)
 
 
 def _status_and_body(answer: Any) -> tuple[int, str]:
