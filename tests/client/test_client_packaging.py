@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 import tomllib
 from pathlib import Path
 
@@ -24,3 +26,14 @@ def test_runtime_needs_only_the_standard_library_and_follow_needs_websockets() -
     assert [d.split(">")[0] for d in project["optional-dependencies"]["follow"]] == ["websockets"]
     assert project["requires-python"] == ">=3.9"
     assert project["scripts"] == {"userstatus": "userstatus_client.cli:main"}
+
+
+def test_the_old_module_name_still_imports_and_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from userstatus_client import http_api
+
+    monkeypatch.delitem(sys.modules, "userstatus_client.relay", raising=False)
+    with pytest.warns(DeprecationWarning, match="renamed userstatus_client.http_api"):
+        old = importlib.import_module("userstatus_client.relay")
+
+    assert old.__all__ == http_api.__all__
+    assert all(getattr(old, name) is getattr(http_api, name) for name in http_api.__all__)

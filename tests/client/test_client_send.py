@@ -16,7 +16,7 @@ from userstatus_client import (
     RetryPolicy,
     send,
 )
-from userstatus_client.relay import check_base_url
+from userstatus_client.http_api import check_base_url
 
 FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.05)
 

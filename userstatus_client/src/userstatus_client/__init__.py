@@ -14,8 +14,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from userstatus_client.handler import HandlerStats, UserStatusHandler
-from userstatus_client.levels import RELAY_LEVELS, normalize_level, relay_level_for
-from userstatus_client.relay import (
+from userstatus_client.http_api import (
     LogEntry,
     RelayClient,
     RelayRejectedError,
@@ -25,6 +24,7 @@ from userstatus_client.relay import (
     UserStatusError,
     send,
 )
+from userstatus_client.levels import RELAY_LEVELS, normalize_level, relay_level_for
 
 __all__ = [
     "RELAY_LEVELS",

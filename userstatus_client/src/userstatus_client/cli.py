@@ -21,8 +21,7 @@ from typing import TextIO
 
 from userstatus_client import __version__
 from userstatus_client.handler import SITE_PATTERN
-from userstatus_client.levels import normalize_level
-from userstatus_client.relay import (
+from userstatus_client.http_api import (
     KEY_ENV,
     URL_ENV,
     RetryPolicy,
@@ -31,6 +30,7 @@ from userstatus_client.relay import (
     resolve_key,
     send,
 )
+from userstatus_client.levels import normalize_level
 from userstatus_client.tail import WS_URL_ENV, follow, parse_duration
 
 LEVEL_CHOICES = ("debug", "info", "warning", "error", "critical", "warn", "fatal")

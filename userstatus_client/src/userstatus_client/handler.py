@@ -21,8 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from userstatus_client.levels import relay_level_for
-from userstatus_client.relay import (
+from userstatus_client.http_api import (
     RelayClient,
     RelayRejectedError,
     RelayUnavailableError,
@@ -30,6 +29,7 @@ from userstatus_client.relay import (
     UserStatusError,
     resolve_url,
 )
+from userstatus_client.levels import relay_level_for
 
 __all__ = ["HandlerStats", "UserStatusHandler"]
 

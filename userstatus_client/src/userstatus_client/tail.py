@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from userstatus_client.relay import (
+from userstatus_client.http_api import (
     LogEntry,
     RelayClient,
     RelayRejectedError,
