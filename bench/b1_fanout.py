@@ -27,9 +27,16 @@ import hashlib
 import hmac
 import os
 import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials, ReadOnlyCredentials
+from moto import mock_aws
 
 from bench.common import (
     FakeManagementApiProcess,
@@ -44,6 +51,11 @@ from bench.common import (
     set_dummy_aws_environment,
 )
 from bench.report import BenchResult, Goal, Table
+from userstatus import keys
+from userstatus.broadcast import handler
+from userstatus.management_api import ConnectionPoster
+from userstatus.model import validate_message
+from userstatus.runtime import runtime
 
 CONCURRENCY = 64
 DELAY_MS = 10.0
@@ -64,7 +76,6 @@ def connection_ids(count: int) -> list[str]:
 
 def old_design(endpoint: str, ids: list[str], frame: bytes) -> None:
     """(a) Sequential posts, a new boto3 management API client for every post."""
-    import boto3
 
     for connection_id in ids:
         client = boto3.client(
@@ -116,9 +127,6 @@ class MinimalSigner:
 
 def botocore_signer(access_key: str, secret_key: str, region: str) -> Any:
     """A ``sign(host, path, payload_sha256)`` built on botocore's SigV4Auth."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
 
     auth = SigV4Auth(Credentials(access_key, secret_key), "execute-api", region)
 
@@ -188,9 +196,6 @@ class Floor:
 
 def project_poster(endpoint: str) -> Any:
     """(b) The project's ``ConnectionPoster``, as ``userstatus.runtime`` configures it."""
-    from botocore.credentials import ReadOnlyCredentials
-
-    from userstatus.management_api import ConnectionPoster
 
     credentials = ReadOnlyCredentials("bench", "bench", None)
     return ConnectionPoster(
@@ -202,7 +207,6 @@ class BroadcastHandlerRig:
     """(b, whole handler) ``userstatus.broadcast.handler`` on moto tables of N connections."""
 
     def __init__(self, endpoint: str) -> None:
-        from moto import mock_aws
 
         os.environ.update(
             {
@@ -215,10 +219,6 @@ class BroadcastHandlerRig:
         )
         self._mock = mock_aws()
         self._mock.start()
-        import boto3
-
-        from userstatus import keys
-        from userstatus.runtime import runtime
 
         self._client = boto3.client("dynamodb", region_name=REGION)
         self._client.create_table(**keys.MESSAGES.create_table_kwargs("bench-messages"))
@@ -228,11 +228,6 @@ class BroadcastHandlerRig:
 
     def event_for(self, site: str, count: int) -> dict[str, Any]:
         """A stream batch of one INSERT for ``site``, which gets ``count`` connections."""
-        import time
-
-        from userstatus import keys
-        from userstatus.model import validate_message
-
         if site not in self._sites:
             now = int(time.time())
             requests = [
@@ -271,7 +266,6 @@ class BroadcastHandlerRig:
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """One invocation of the broadcaster."""
-        from userstatus.broadcast import handler
 
         class Context:
             aws_request_id = "bench"

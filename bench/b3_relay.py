@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from websockets.asyncio.client import connect
 
 from bench.common import bench_main, child_cpu_seconds, percentile, wait_online
 from bench.report import BenchResult, Goal, Table
+from userstatus_local.process import RelayProcess
 
 DRAIN_SECONDS = 10.0
 CONNECT_TIMEOUT = 30.0
@@ -120,8 +122,6 @@ class Subscribers:
 
     async def open(self) -> None:
         """Connect every subscriber (ten at a time) and start their receive loops."""
-        from websockets.asyncio.client import connect
-
         gate = asyncio.Semaphore(10)
 
         async def one() -> Any:
@@ -288,7 +288,6 @@ async def bench_relay(
 
 def run(quick: bool) -> BenchResult:
     """Start the relay, measure, stop it."""
-    from userstatus_local.process import RelayProcess
 
     if quick:
         settings: dict[str, Any] = {

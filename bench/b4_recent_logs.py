@@ -20,19 +20,22 @@ ratio is the strict one and the goal is judged on it.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import boto3
+from moto import mock_aws
 
 from bench.common import (
     ServerProcess,
     Timing,
     bench_main,
+    interleaved,
     measure,
     median_timing,
     profile_of,
@@ -41,6 +44,12 @@ from bench.common import (
     set_dummy_aws_environment,
 )
 from bench.report import BenchResult, Goal, Table
+from userstatus import http_api, keys
+from userstatus.cors import TRUNCATED_HEADER
+from userstatus.model import sort_key_after, validate_message
+from userstatus.runtime import Runtime, runtime
+from userstatus.store import MessageStore
+from userstatus.web import json_text
 
 MESSAGES_TABLE = "bench-messages"
 CONNECTIONS_TABLE = "bench-connections"
@@ -65,8 +74,6 @@ class RecordedPages:
 
 def seed(client: Any, count: int) -> None:
     """``count`` messages of SITE over the last hour, written 25 at a time."""
-    from userstatus.model import validate_message
-    from userstatus.runtime import runtime
 
     now = time.time()
     items = []
@@ -114,24 +121,6 @@ def _wire_page(page: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in page.items() if k != "ResponseMetadata"}
 
 
-def _time_interleaved(
-    actions: dict[str, Callable[[], object]], repeats: int, *, warm_up: bool = True
-) -> dict[str, list[Timing]]:
-    if warm_up:
-        for action in actions.values():
-            action()
-    timings: dict[str, list[Timing]] = {name: [] for name in actions}
-    names = list(actions)
-    for repeat in range(repeats):
-        # Rotate the order so no variant always runs right after another; start each run
-        # with a collected heap so a garbage collection triggered by one is not billed to
-        # the next.
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            gc.collect()
-            timings[name].append(measure(actions[name]))
-    return timings
-
-
 def run(quick: bool) -> BenchResult:
     """Seed moto, time handler and bare query on moto, then on the replaying DynamoDB."""
     set_dummy_aws_environment()
@@ -146,17 +135,6 @@ def run(quick: bool) -> BenchResult:
     count = 1000 if quick else 10_000
     repeats = 3 if quick else 15
     moto_repeats = 1 if quick else 3  # about 14 s a query at 10,000 items
-    from decimal import Decimal
-
-    import boto3
-    from moto import mock_aws
-
-    from userstatus import http_api, keys
-    from userstatus.cors import TRUNCATED_HEADER
-    from userstatus.model import sort_key_after
-    from userstatus.runtime import Runtime, runtime
-    from userstatus.store import MessageStore
-    from userstatus.web import json_text
 
     class Context:
         aws_request_id = "bench"
@@ -192,7 +170,7 @@ def run(quick: bool) -> BenchResult:
         recorded = [_wire_page(page) for page in bare_query(client, after())]
         items = sum(len(page["Items"]) for page in recorded)
         assert items == count, f"the query found {items} of {count} messages"
-        on_moto = _time_interleaved(
+        on_moto = interleaved(
             {"handler": through_handler, "floor": lambda: bare_query(client, after())},
             moto_repeats,
             warm_up=False,
@@ -223,7 +201,7 @@ def run(quick: bool) -> BenchResult:
                 json_text(body)
 
             offline_profile = profile_of(without_dynamodb, top=8)
-            on_replay = _time_interleaved(
+            on_replay = interleaved(
                 {
                     "handler": through_handler,
                     "floor": lambda: bare_query(replay_client, after()),

@@ -37,6 +37,7 @@ from time import perf_counter_ns
 
 from bench.common import ServerProcess, bench_main, percentile, seconds_text
 from bench.report import BenchResult, Goal, Table
+from userstatus_client import UserStatusHandler
 
 THREADS = 4
 RECORDS_PER_THREAD = 2500
@@ -119,7 +120,6 @@ def _burst(handler: logging.Handler, name: str) -> list[float]:
 
 def _handler_burst(url: str, name: str, queue_size: int) -> Burst:
     """One burst through a fresh handler; closed without waiting for the queue to drain."""
-    from userstatus_client import UserStatusHandler
 
     with contextlib.redirect_stderr(io.StringIO()):
         handler = UserStatusHandler(

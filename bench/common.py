@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import math
 import os
@@ -72,6 +73,32 @@ def median_timing(timings: Sequence[Timing]) -> Timing:
     return Timing(
         statistics.median(t.wall for t in timings), statistics.median(t.cpu for t in timings)
     )
+
+
+def interleaved(
+    actions: dict[str, Callable[[], object]],
+    repeats: int,
+    *,
+    warm_up: bool = True,
+    collect_garbage: bool = True,
+) -> dict[str, list[Timing]]:
+    """Time each action ``repeats`` times, round-robin in a rotated order, after one warm-up call
+    of each unless ``warm_up`` is false. ``collect_garbage`` false for calls of microseconds,
+    where a collection before each would cost more than the measurement."""
+    if warm_up:
+        for action in actions.values():
+            action()
+    timings: dict[str, list[Timing]] = {name: [] for name in actions}
+    names = list(actions)
+    for repeat in range(repeats):
+        # Rotate the order so no variant always runs right after another; start each run
+        # with a collected heap so a garbage collection triggered by one is not billed to
+        # the next.
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            if collect_garbage:
+                gc.collect()
+            timings[name].append(measure(actions[name]))
+    return timings
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from websockets.asyncio.client import connect
 
 from bench.common import bench_main, wait_online
 from bench.report import BenchResult, Goal, Table
+from userstatus_local.process import RelayProcess
 
 CONNECT_TIMEOUT = 60.0
 DRAIN_SECONDS = 10.0
@@ -169,8 +171,6 @@ class Subscriber:
 
     async def open(self, ws_url: str) -> None:
         """Connect and start the receive loop."""
-        from websockets.asyncio.client import connect
-
         self.connection = await connect(
             f"{ws_url}/?site={self.site}", open_timeout=CONNECT_TIMEOUT, max_queue=None
         )
@@ -332,7 +332,6 @@ async def load_relay(relay: Any, settings: LoadSettings) -> tuple[LoadRun, list[
 
 def run_load(settings: LoadSettings) -> tuple[LoadRun, list[LoadRun]]:
     """Start a relay, run ``settings`` against it, stop it."""
-    from userstatus_local.process import RelayProcess
 
     relay = RelayProcess.start()
     try:

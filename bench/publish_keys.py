@@ -26,15 +26,20 @@ import os
 import time
 from collections.abc import Callable
 
+import boto3
+from moto import mock_aws
+
 from bench.common import (
-    Timing,
     bench_main,
-    measure,
+    interleaved,
     median_timing,
     seconds_text,
     set_dummy_aws_environment,
 )
 from bench.report import BenchResult, Goal, Table
+from userstatus import http_api, keys
+from userstatus.publish_keys import KeyStore, PublishCheck
+from userstatus.runtime import runtime
 
 MESSAGES_TABLE = "bench-keys-messages"
 CONNECTIONS_TABLE = "bench-keys-connections"
@@ -43,16 +48,6 @@ SITE = "bench"
 # DynamoDB on-demand, us-east-1: $0.125 per million read request units; an eventually
 # consistent read of up to 4 KB is 0.5 of one (aws.amazon.com/dynamodb/pricing/on-demand/).
 READ_PRICE_PER_MILLION = 0.125 * 0.5
-
-
-def _interleaved(variants: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[Timing]]:
-    found: dict[str, list[Timing]] = {name: [] for name in variants}
-    for action in variants.values():  # warm up
-        action()
-    for _ in range(rounds):
-        for name, action in variants.items():
-            found[name].append(measure(action))
-    return found
 
 
 def run(quick: bool) -> BenchResult:
@@ -69,13 +64,6 @@ def run(quick: bool) -> BenchResult:
     )
     os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     rounds = 50 if quick else 1000
-
-    import boto3
-    from moto import mock_aws
-
-    from userstatus import http_api, keys
-    from userstatus.publish_keys import KeyStore, PublishCheck
-    from userstatus.runtime import runtime
 
     class Context:
         aws_request_id = "bench"
@@ -117,8 +105,10 @@ def run(quick: bool) -> BenchResult:
         def check(publish: PublishCheck) -> Callable[[], None]:
             return lambda: publish.check(SITE, key, field="Authorization", source="192.0.2.1")
 
-        timings = _interleaved(
-            {"post": post_open, "hit": check(cached), "miss": check(uncached)}, rounds
+        timings = interleaved(
+            {"post": post_open, "hit": check(cached), "miss": check(uncached)},
+            rounds,
+            collect_garbage=False,
         )
         runtime.cache_clear()
 
