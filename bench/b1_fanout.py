@@ -11,7 +11,7 @@ A fake management API (``bench.fake_management_api``, its own process) answers e
   reported separately (it adds the moto query of the connections);
 * (c) the floor: asyncio workers at the same concurrency signing each request with a minimal
   SigV4 signer written here (not the project's) and posting over one pooled aiohttp session,
-  nothing else; (c') the same with botocore's ``SigV4Auth`` as the signer, for reference.
+  nothing else.
 
 Wall seconds and CPU seconds of this process (all threads; the fake runs elsewhere) are medians
 of several runs, variants interleaved so that load on the machine hits them alike.
@@ -33,9 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.credentials import ReadOnlyCredentials
 from moto import mock_aws
 
 from bench.common import (
@@ -123,24 +121,6 @@ class MinimalSigner:
                 f"SignedHeaders=host;x-amz-date, Signature={signature}"
             ),
         }
-
-
-def botocore_signer(access_key: str, secret_key: str, region: str) -> Any:
-    """A ``sign(host, path, payload_sha256)`` built on botocore's SigV4Auth."""
-
-    auth = SigV4Auth(Credentials(access_key, secret_key), "execute-api", region)
-
-    class BotocoreSigner:
-        def sign(self, host: str, path: str, payload_sha256: str) -> dict[str, str]:
-            request = AWSRequest(method="POST", url=f"http://{host}{path}", data=FRAME)
-            request.context["payload_signing_enabled"] = True
-            auth.add_auth(request)
-            return {
-                "X-Amz-Date": request.headers["X-Amz-Date"],
-                "Authorization": request.headers["Authorization"],
-            }
-
-    return BotocoreSigner()
 
 
 class Floor:
@@ -282,7 +262,7 @@ class BroadcastHandlerRig:
 
 
 def run(quick: bool) -> BenchResult:
-    """Measure (a), (b), (b, whole handler), (c) and (c') for each N."""
+    """Measure (a), (b), (b, whole handler) and (c) for each N."""
     set_dummy_aws_environment()
     sizes = [10, 100] if quick else [10, 100, 1000]
     repeats = 2 if quick else 7
@@ -292,13 +272,12 @@ def run(quick: bool) -> BenchResult:
         title="B1 broadcast fan-out",
         method=(__doc__ or "").split("\n\n", 1)[1].strip(),
     )
-    variants = ["a", "b", "b_handler", "c", "c_botocore"]
+    variants = ["a", "b", "b_handler", "c"]
     labels = {
         "a": "(a) old design: sequential, new boto3 client per post",
         "b": "(b) project: `ConnectionPoster.post_to_all`",
         "b_handler": "(b) project: whole `broadcast.handler` (+ moto query)",
         "c": "(c) floor: asyncio + aiohttp pool + minimal SigV4",
-        "c_botocore": "(c') floor with botocore's `SigV4Auth`",
     }
     timings: dict[tuple[str, int], list[Timing]] = {}
     fake_cpu: dict[tuple[str, int], list[float]] = {}
@@ -307,13 +286,11 @@ def run(quick: bool) -> BenchResult:
         endpoint = fake.endpoint
         poster = project_poster(endpoint)
         floor = Floor(endpoint, MinimalSigner("bench", "bench", REGION))
-        floor_botocore = Floor(endpoint, botocore_signer("bench", "bench", REGION))
         rig = BroadcastHandlerRig(endpoint)
         try:
             warm_ids = connection_ids(CONCURRENCY)
             poster.post_to_all(warm_ids, FRAME)
             floor.post_to_all(warm_ids, FRAME)
-            floor_botocore.post_to_all(warm_ids, FRAME)
             old_design(endpoint, warm_ids[:2], FRAME)
             rig.invoke(rig.event_for("warm-up", CONCURRENCY))
             for size in sizes:
@@ -324,7 +301,6 @@ def run(quick: bool) -> BenchResult:
                     "b": functools.partial(poster.post_to_all, ids, FRAME),
                     "b_handler": functools.partial(rig.invoke, event),
                     "c": functools.partial(floor.post_to_all, ids, FRAME),
-                    "c_botocore": functools.partial(floor_botocore.post_to_all, ids, FRAME),
                 }
                 for repeat in range(repeats):
                     for variant in variants:
@@ -342,7 +318,6 @@ def run(quick: bool) -> BenchResult:
         finally:
             poster.close()
             floor.close()
-            floor_botocore.close()
             rig.close()
 
     rows = []
@@ -389,7 +364,6 @@ def run(quick: bool) -> BenchResult:
         ["(a) / (b), CPU", ratio_text(med["a"].cpu / med["b"].cpu), "-"],
         ["(b) / (c), wall", ratio_text(b_over_c), f"<= {GOAL_VS_FLOOR:g}x"],
         ["(b) / (c), CPU", ratio_text(med["b"].cpu / med["c"].cpu), "-"],
-        ["(b) / (c'), wall", ratio_text(med["b"].wall / med["c_botocore"].wall), "-"],
         ["(b, handler) / (b), wall", ratio_text(med["b_handler"].wall / med["b"].wall), "-"],
     ]
     result.tables.append(
