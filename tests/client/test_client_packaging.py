@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from userstatus_client import http_api
+
 PROJECT = Path(__file__).resolve().parents[2] / "userstatus_client"
 SOURCES = sorted((PROJECT / "src" / "userstatus_client").glob("*.py"))
 
@@ -29,8 +31,6 @@ def test_runtime_needs_only_the_standard_library_and_follow_needs_websockets() -
 
 
 def test_the_old_module_name_still_imports_and_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    from userstatus_client import http_api
-
     monkeypatch.delitem(sys.modules, "userstatus_client.relay", raising=False)
     with pytest.warns(DeprecationWarning, match="renamed userstatus_client.http_api"):
         old = importlib.import_module("userstatus_client.relay")
