@@ -62,7 +62,11 @@ _gave_up_on: dict[str, float] = {}
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Broadcast a batch of stream records; report the records to retry."""
     bind_request_id(context)
-    rt = runtime()
+    return broadcast_batch(runtime(), event)
+
+
+def broadcast_batch(rt: Runtime, event: Mapping[str, Any]) -> dict[str, Any]:
+    """The handler's work, given the container's runtime."""
     records = list(event.get("Records") or [])
     totals = {
         "records": len(records),
@@ -73,6 +77,8 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
         "connecting": 0,
         "skipped": 0,
         "throttled": 0,
+        "invocations": 0,
+        "invocations_failed": 0,
     }
     connections_of_site: dict[str, list[Connection]] = {}
     failed_from: int | None = None
@@ -99,8 +105,8 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
                     message.site, now=time.time()
                 )
             connections = connections_of_site[message.site]
-            result = rt.poster.post_to_all(
-                [c.connection_id for c in connections], frame, deadline=stop_at
+            result = _post_to_site(
+                rt, [c.connection_id for c in connections], frame, stop_at, totals
             )
         except Exception:
             logger.exception(
@@ -158,6 +164,30 @@ def _stop_posting_at() -> float | None:
     if left is None:
         return None
     return time.monotonic() + left - TIME_RESERVE_SECONDS
+
+
+def _post_to_site(
+    rt: Runtime, ids: list[str], frame: bytes, stop_at: float | None, totals: dict[str, int]
+) -> FanoutResult:
+    """Post ``frame`` to a site's connections: all by this invocation, or, for a site of more
+    than ``FANOUT_CHUNK_CONNECTIONS``, the first chunk here and each further chunk by an
+    invocation of the fan-out function, all at once (``userstatus.fanout``). Returns when every
+    chunk is done, so the site's next message starts after this one everywhere."""
+    size = rt.settings.fanout_chunk_connections
+    invoker = rt.fanout if len(ids) > size else None
+    if invoker is None:
+        return rt.poster.post_to_all(ids, frame, deadline=stop_at)
+    chunks = [ids[start : start + size] for start in range(size, len(ids), size)]
+    pending = invoker.start(chunks, frame, deadline=stop_at)
+    result = rt.poster.post_to_all(ids[:size], frame, deadline=stop_at)
+    others, failed_invocations = pending.wait()
+    totals["invocations"] += len(chunks)
+    totals["invocations_failed"] += failed_invocations
+    result.delivered += others.delivered
+    result.gone += others.gone
+    result.failed += others.failed
+    result.throttled += others.throttled
+    return result
 
 
 def _frame_of(record: Mapping[str, Any]) -> tuple[Message, bytes] | None:

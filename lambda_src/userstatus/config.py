@@ -8,6 +8,10 @@
 ``MESSAGE_RETENTION_DAYS``         days a message is kept before DynamoDB TTL removes it (7)
 ``CORS_ALLOWED_ORIGINS``           comma-separated origins allowed to read responses, or ``*``
 ``BROADCAST_CONCURRENCY``          posts in flight at once during a broadcast (64)
+``FANOUT_FUNCTION_NAME``           the fan-out function the broadcaster invokes for a big
+                                   site's further chunks; unset: it posts to all itself
+``FANOUT_CHUNK_CONNECTIONS``       connections one invocation posts to (1000); a site with
+                                   more is split (see ``userstatus.fanout``)
 ``PUBLISH_AUTH``                   who may post: ``open`` (default), ``audit`` or ``keys``
                                    (see ``userstatus.publish_keys``)
 ``PUBLISH_KEYS_TABLE``             publish keys table name (required unless ``open``)
@@ -32,6 +36,10 @@ PUBLISH_AUTH_MODES: tuple[PublishAuth, ...] = ("open", "audit", "keys")
 # API Gateway closes WebSocket connections after 2 hours; rows of connections whose $disconnect
 # never ran expire a little later by themselves.
 CONNECTION_TTL_SECONDS = 2 * 3600 + 10 * 60
+# A chunk's connection ids travel in one synchronous invocation, whose payload Lambda caps at
+# 6 MB (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); API Gateway's
+# connection ids are 16 characters, so 50,000 of them are about 1 MB of JSON.
+MAX_CHUNK_CONNECTIONS = 50_000
 
 
 class ConfigError(RuntimeError):
@@ -48,6 +56,8 @@ class Settings:
     retention_days: int = 7
     allowed_origins: tuple[str, ...] = ("*",)
     broadcast_concurrency: int = 64
+    fanout_function: str | None = None
+    fanout_chunk_connections: int = 1000
     publish_auth: PublishAuth = "open"
     publish_keys_table: str | None = None
     stage: str = "local"
@@ -82,6 +92,10 @@ class Settings:
             retention_days=_positive_int(env, "MESSAGE_RETENTION_DAYS", 7, maximum=3650),
             allowed_origins=origins or ("*",),
             broadcast_concurrency=_positive_int(env, "BROADCAST_CONCURRENCY", 64, maximum=512),
+            fanout_function=env.get("FANOUT_FUNCTION_NAME", "").strip() or None,
+            fanout_chunk_connections=_positive_int(
+                env, "FANOUT_CHUNK_CONNECTIONS", 1000, maximum=MAX_CHUNK_CONNECTIONS
+            ),
             publish_auth=publish_auth,
             publish_keys_table=keys_table,
             stage=env.get("STAGE", "").strip() or "local",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 HTTP_HANDLER = "userstatus.http_api.handler"
 WEBSOCKET_HANDLER = "userstatus.websocket_api.handler"
 BROADCAST_HANDLER = "userstatus.broadcast.handler"
+# Invoked by the broadcaster, not a route: one chunk of a big site's connections.
+FANOUT_HANDLER = "userstatus.fanout.handler"
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,23 @@ from userstatus.publish_keys import KeyStore, PublishCheck
 from userstatus.store import ConnectionStore, MessageStore
 
 if TYPE_CHECKING:
+    from userstatus.chunk_invoker import ChunkInvoker
     from userstatus.management_api import ConnectionPoster
 
 _DYNAMODB_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": deadline.TOTAL_MAX_ATTEMPTS},
     connect_timeout=deadline.CONNECT_TIMEOUT_SECONDS,
     read_timeout=deadline.READ_TIMEOUT_SECONDS,
+)
+# Lambda answers a synchronous invocation when the function returns, at most its timeout (the
+# stack gives the fan-out function the broadcaster's, at most 900 s) later: the read timeout
+# is longer, so a running invocation is never cut off and sent again. Invocations Lambda did
+# not run (TooManyRequestsException, a connection refused) are retried by the standard mode.
+_LAMBDA_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 3},
+    connect_timeout=deadline.CONNECT_TIMEOUT_SECONDS,
+    read_timeout=905,
+    max_pool_connections=50,
 )
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", re.I)
 
@@ -63,6 +74,19 @@ class Runtime:
             region=signing_region(endpoint, session.region_name),
             credentials=credentials,
             concurrency=self.settings.broadcast_concurrency,
+        )
+
+    @functools.cached_property
+    def fanout(self) -> ChunkInvoker | None:
+        """Invokes the fan-out function for a big site's further chunks; None without one
+        (``FANOUT_FUNCTION_NAME`` unset: the broadcaster posts to every connection itself)."""
+        from userstatus.chunk_invoker import ChunkInvoker, lambda_invoke
+
+        name = self.settings.fanout_function
+        if name is None:
+            return None
+        return ChunkInvoker(
+            lambda_invoke(self.session.client("lambda", config=_LAMBDA_CONFIG), name)
         )
 
 

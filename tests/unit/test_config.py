@@ -26,12 +26,20 @@ def test_values_are_read() -> None:
             "CORS_ALLOWED_ORIGINS": "https://a.org, https://b.org",
             "WEBSOCKET_MANAGEMENT_ENDPOINT": "https://abc.execute-api.eu-west-1.amazonaws.com/dev/",
             "BROADCAST_CONCURRENCY": "16",
+            "FANOUT_FUNCTION_NAME": "userstatus-dev-fanout",
+            "FANOUT_CHUNK_CONNECTIONS": "250",
         }
     )
     assert settings.retention_days == 3
     assert settings.allowed_origins == ("https://a.org", "https://b.org")
     assert settings.management_endpoint == "https://abc.execute-api.eu-west-1.amazonaws.com/dev"
     assert settings.broadcast_concurrency == 16
+    assert settings.fanout_function == "userstatus-dev-fanout"
+    assert settings.fanout_chunk_connections == 250
+
+
+def test_without_a_fan_out_function_the_broadcaster_posts_to_all_itself() -> None:
+    assert Settings.from_environ(BASE).fanout_function is None
 
 
 @pytest.mark.parametrize(
@@ -43,6 +51,8 @@ def test_values_are_read() -> None:
         ({**BASE, "MESSAGE_RETENTION_DAYS": "0"}, "MESSAGE_RETENTION_DAYS"),
         ({**BASE, "WEBSOCKET_MANAGEMENT_ENDPOINT": "ftp://x"}, "WEBSOCKET_MANAGEMENT_ENDPOINT"),
         ({**BASE, "BROADCAST_CONCURRENCY": "100000"}, "BROADCAST_CONCURRENCY"),
+        ({**BASE, "FANOUT_CHUNK_CONNECTIONS": "0"}, "FANOUT_CHUNK_CONNECTIONS"),
+        ({**BASE, "FANOUT_CHUNK_CONNECTIONS": "60000"}, "FANOUT_CHUNK_CONNECTIONS"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict[str, str], named: str) -> None:
