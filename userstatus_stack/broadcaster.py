@@ -2,7 +2,9 @@
 
 Only INSERT records reach the function (TTL deletions and updates are filtered out by the event
 source mapping); failed records are retried in halves and, when retries or their age run out,
-recorded in an encrypted SQS queue.
+recorded in an encrypted SQS queue. A site with more connections than one invocation posts to
+quickly is split into chunks: the fan-out function posts to each further chunk, invoked by the
+broadcaster synchronously, all chunks at once (``userstatus.fanout``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from userstatus.routes import BROADCAST_HANDLER
+from userstatus.routes import BROADCAST_HANDLER, FANOUT_HANDLER
 from userstatus_stack.config import StageConfig
 from userstatus_stack.functions import HandlerFunction
 from userstatus_stack.nag import acknowledge
@@ -44,7 +46,8 @@ class FailureQueueDestination:
 
 
 class Broadcaster(Construct):
-    """The broadcast function, its stream event source and its failure queue."""
+    """The broadcast function, its stream event source, its failure queue and the fan-out
+    function it invokes for big sites."""
 
     def __init__(
         self,
@@ -79,13 +82,30 @@ class Broadcaster(Construct):
             "metadata of records that could not be broadcast); a queue behind it would only "
             "move the same records again. An alarm fires when it is not empty.",
         )
+        # The broadcaster waits for its invocations, so the fan-out function gets its timeout.
+        self.fanout_function = HandlerFunction(
+            self,
+            "FanoutHandler",
+            code=code,
+            handler=FANOUT_HANDLER,
+            description=f"photonranch user status {config.stage}: post to a chunk of a big site",
+            environment=environment,
+            memory_mb=config.fanout_memory_mb,
+            timeout=Duration.seconds(config.broadcast_timeout_seconds),
+            log_retention=config.log_retention,
+            removal_policy=config.removal_policy,
+        ).function
         self.function = HandlerFunction(
             self,
             "BroadcastHandler",
             code=code,
             handler=BROADCAST_HANDLER,
             description=f"photonranch user status {config.stage}: broadcast new messages",
-            environment=environment,
+            environment={
+                **environment,
+                "FANOUT_FUNCTION_NAME": self.fanout_function.function_name,
+                "FANOUT_CHUNK_CONNECTIONS": str(config.fanout_chunk_connections),
+            },
             memory_mb=config.broadcast_memory_mb,
             timeout=Duration.seconds(config.broadcast_timeout_seconds),
             log_retention=config.log_retention,

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from userstatus.config import PUBLISH_AUTH_MODES, PublishAuth
+from userstatus.config import MAX_CHUNK_CONNECTIONS, PUBLISH_AUTH_MODES, PublishAuth
 from userstatus.deadline import ATTEMPT_NEEDS_SECONDS
 
 if TYPE_CHECKING:
@@ -127,6 +127,12 @@ class StageConfig:
     broadcast_retry_attempts: int = 3
     broadcast_bisect_on_error: bool = True
     broadcast_max_record_age_seconds: int = 3600
+    # A site with more connections than this is split: the broadcaster posts to the first
+    # chunk and invokes the fan-out function for each further one, all at once, and waits for
+    # all before the site's next message (userstatus.fanout). Small sites cost no extra
+    # invocation.
+    fanout_chunk_connections: int = 1000
+    fanout_memory_mb: int = 1024
     failure_queue_retention_days: int = 14
     post_auth: PostAuth = "none"
     # Who may post (userstatus.publish_keys): "open" (anyone, as before), "audit" (anyone, and
@@ -174,6 +180,10 @@ class StageConfig:
         )
         _check_range("broadcast_timeout_seconds", self.broadcast_timeout_seconds, 1, 900)
         _check_range("broadcast_concurrency", self.broadcast_concurrency, 1, 512)
+        _check_range(
+            "fanout_chunk_connections", self.fanout_chunk_connections, 1, MAX_CHUNK_CONNECTIONS
+        )
+        _check_range("fanout_memory_mb", self.fanout_memory_mb, 128, 10_240)
         _check_range("broadcast_batch_size", self.broadcast_batch_size, 1, 10_000)
         _check_range(
             "broadcast_parallelization_factor", self.broadcast_parallelization_factor, 1, 10

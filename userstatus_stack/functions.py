@@ -111,13 +111,15 @@ class HandlerFunction(Construct):
             self.function,
             "CKV_AWS_116",
             "A dead-letter queue catches only asynchronous invocations. API Gateway invokes the "
-            "API functions synchronously (the caller gets the error), and the broadcaster's "
-            "event source mapping has its own on-failure destination (the failure queue).",
+            "API functions synchronously (the caller gets the error), the broadcaster invokes "
+            "the fan-out function synchronously (it counts a failed chunk), and the "
+            "broadcaster's event source mapping has its own on-failure destination (the "
+            "failure queue).",
         )
         acknowledge(
             self.function,
             ["CKV_AWS_117", "CT.LAMBDA.PR.3"],
-            "The functions call only public AWS endpoints (DynamoDB, API Gateway's management "
+            "The functions call only public AWS endpoints (DynamoDB, Lambda, API Gateway's management "
             "API) and reach no private resource. A VPC would need NAT gateways or interface "
             "endpoints in each zone (about $7 a month each) and protect nothing more.",
         )
@@ -125,7 +127,8 @@ class HandlerFunction(Construct):
             self.function,
             "CKV_AWS_115",
             "Concurrency is bounded upstream: the API functions by API Gateway's throttling, the "
-            "broadcaster by its event source mapping (one batch per shard at a time). Reserved "
+            "broadcaster by its event source mapping (ParallelizationFactor batches per shard), "
+            "the fan-out function by the broadcaster (32 invocations per broadcast). Reserved "
             "concurrency would be taken from the account's unreserved pool (10 in new accounts) "
             "and would throttle viewers' connects in a burst.",
         )

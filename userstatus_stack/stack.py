@@ -10,7 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from userstatus.keys import CONNECTIONS_BY_ID_INDEX
-from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
+from userstatus.routes import BROADCAST_HANDLER, FANOUT_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
 from userstatus_stack.broadcaster import Broadcaster
 from userstatus_stack.config import StageConfig
 from userstatus_stack.custom_domain import CustomDomainMapping
@@ -93,15 +93,21 @@ class UserStatusStack(Stack):
         broadcast_fn = self.broadcaster.function
         _grant(broadcast_fn, [connections.table_arn], "dynamodb:Query", "dynamodb:DeleteItem")
         self.websocket_api.stage.grant_management_api_access(broadcast_fn)
-        _acknowledge_policy(
-            broadcast_fn,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
-            f"<AWS::AccountId>:<{_logical_id(self.websocket_api.api)}>/{config.stage}/*/"
-            "@connections/*]",
-            "execute-api:ManageConnections is scoped to this stage's @connections API; the "
-            "wildcards are the HTTP method (POST/GET/DELETE) and the connection id, which is "
-            "only known at run time.",
-        )
+        # The fan-out function only posts; the broadcaster invokes exactly that function (not
+        # its versions: ``grant_invoke`` would add ``<arn>:*``).
+        fanout_fn = self.broadcaster.fanout_function
+        self.websocket_api.stage.grant_management_api_access(fanout_fn)
+        _grant(broadcast_fn, [fanout_fn.function_arn], "lambda:InvokeFunction")
+        for poster in (broadcast_fn, fanout_fn):
+            _acknowledge_policy(
+                poster,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
+                f"<AWS::AccountId>:<{_logical_id(self.websocket_api.api)}>/{config.stage}/*/"
+                "@connections/*]",
+                "execute-api:ManageConnections is scoped to this stage's @connections API; the "
+                "wildcards are the HTTP method (POST/GET/DELETE) and the connection id, which "
+                "is only known at run time.",
+            )
         _acknowledge_policy(
             broadcast_fn,
             "AwsSolutions-IAM5[Resource::*]",
@@ -126,6 +132,7 @@ class UserStatusStack(Stack):
             function_id(HTTP_HANDLER): http_fn,
             function_id(WEBSOCKET_HANDLER): websocket_fn,
             function_id(BROADCAST_HANDLER): broadcast_fn,
+            function_id(FANOUT_HANDLER): fanout_fn,
         }
         self.monitoring = Monitoring(
             self,

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.deployed_functions import functions_of, set_variables
 from tests.e2e.targets import DEPLOYED, RELAY, TARGETS, Target
 from tests.e2e.wire import (
     post_message,
@@ -136,29 +137,12 @@ def publishing(request: pytest.FixtureRequest) -> Iterator[Publishing]:
 
 def posting_functions(stack: DeployedStack) -> list[dict[str, Any]]:
     """The deployed HTTP and WebSocket functions' configurations."""
-    functions = stack.client("lambda").list_functions()["Functions"]
-    found = [f for f in functions if f["Handler"] in POSTING_HANDLERS]
-    assert sorted(f["Handler"] for f in found) == sorted(POSTING_HANDLERS)
-    return found
+    return functions_of(stack, POSTING_HANDLERS)
 
 
 def set_publish_auth(stack: DeployedStack, mode: str) -> None:
     """Set PUBLISH_AUTH on the posting functions, as a redeploy with another mode would."""
-    client = stack.client("lambda")
-    for function in posting_functions(stack):
-        variables = dict(function["Environment"]["Variables"], PUBLISH_AUTH=mode)
-        client.update_function_configuration(
-            FunctionName=function["FunctionName"], Environment={"Variables": variables}
-        )
-    for function in posting_functions(stack):
-        wait_until(
-            lambda name=function["FunctionName"]: (
-                client.get_function_configuration(FunctionName=name).get(
-                    "LastUpdateStatus", "Successful"
-                )
-                == "Successful"
-            )
-        )
+    set_variables(stack, POSTING_HANDLERS, PUBLISH_AUTH=mode)
 
 
 def function_log_lines(stack: DeployedStack) -> list[str]:

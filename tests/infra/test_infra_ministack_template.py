@@ -64,23 +64,25 @@ def test_route_responses_are_left_out_and_nothing_refers_to_them(synthesized: Sy
 
 def test_management_endpoint_becomes_ministacks_path_based_url(synthesized: Synthesized) -> None:
     substituted, _ = substitute_for_ministack(synthesized.json, GATEWAY)
-    [broadcaster] = [
-        resource
+    # The broadcaster and the fan-out function both post.
+    endpoints = [
+        resource["Properties"]["Environment"]["Variables"][MANAGEMENT_ENDPOINT_VARIABLE]
         for resource in resources(substituted, "AWS::Lambda::Function").values()
         if MANAGEMENT_ENDPOINT_VARIABLE in resource["Properties"]["Environment"]["Variables"]
     ]
-    endpoint = broadcaster["Properties"]["Environment"]["Variables"][MANAGEMENT_ENDPOINT_VARIABLE]
+    assert len(endpoints) == 2
     api_id = synthesized.logical_id(synthesized.stack.websocket_api.api)
-    assert endpoint == {
-        "Fn::Join": [
-            "",
-            [
-                f"{GATEWAY}/_aws/execute-api/",
-                {"Ref": api_id},
-                f"/{synthesized.config.stage}",
-            ],
-        ]
-    }
+    for endpoint in endpoints:
+        assert endpoint == {
+            "Fn::Join": [
+                "",
+                [
+                    f"{GATEWAY}/_aws/execute-api/",
+                    {"Ref": api_id},
+                    f"/{synthesized.config.stage}",
+                ],
+            ]
+        }
 
 
 def test_an_unexpected_management_endpoint_is_refused(synthesized: Synthesized) -> None:

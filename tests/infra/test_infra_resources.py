@@ -13,10 +13,10 @@ from aws_cdk.assertions import Capture, Match
 from tests.infra.infra_stacks import REPO_ROOT, Synthesized
 from tests.infra.infra_template import function_by_handler, properties, resources, role_statements
 from userstatus.keys import CONNECTIONS, CONNECTIONS_BY_ID_INDEX, MESSAGES, PUBLISH_KEYS
-from userstatus.routes import BROADCAST_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
+from userstatus.routes import BROADCAST_HANDLER, FANOUT_HANDLER, HTTP_HANDLER, WEBSOCKET_HANDLER
 from userstatus_stack.functions import LAMBDA_SOURCE_DIR, RUNTIME
 
-HANDLERS = {HTTP_HANDLER, WEBSOCKET_HANDLER, BROADCAST_HANDLER}
+HANDLERS = {HTTP_HANDLER, WEBSOCKET_HANDLER, BROADCAST_HANDLER, FANOUT_HANDLER}
 DELETION_POLICY = {RemovalPolicy.DESTROY: "Delete", RemovalPolicy.RETAIN: "Retain"}
 RETENTION_IN_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.THREE_MONTHS: 90}
 
@@ -327,6 +327,7 @@ def _names(synthesized: Synthesized, function_id: str) -> dict[str, str]:
         synthesized.logical_id(stack.storage.publish_keys_table): "publish_keys",
         synthesized.logical_id(stack.broadcaster.failure_queue): "failure_queue",
         synthesized.logical_id(stack.websocket_api.api): "websocket_api",
+        synthesized.logical_id(stack.broadcaster.fanout_function): "fanout_function",
         log_group: "own_log_group",
     }
 
@@ -381,14 +382,46 @@ def test_broadcast_function_iam_statements(synthesized: Synthesized) -> None:
         ),
         (("dynamodb:ListStreams",), ("*",)),
         (("sqs:SendMessage",), ("failure_queue.Arn",)),
-        (
-            ("execute-api:ManageConnections",),
-            (
-                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-                f"websocket_api/{stage}/*/@connections/*",
-            ),
-        ),
+        (("lambda:InvokeFunction",), ("fanout_function.Arn",)),
+        _manage_connections(stage),
     }
+
+
+def test_fanout_function_only_posts(synthesized: Synthesized) -> None:
+    assert _statements(synthesized, FANOUT_HANDLER) == {
+        LOGS,
+        _manage_connections(synthesized.config.stage),
+    }
+
+
+def test_broadcaster_splits_big_sites_with_the_stage_chunk_and_the_fanout_function(
+    synthesized: Synthesized,
+) -> None:
+    functions = resources(synthesized.json, "AWS::Lambda::Function")
+    by_handler = function_by_handler(synthesized.json)
+    variables = functions[by_handler[BROADCAST_HANDLER]]["Properties"]["Environment"]["Variables"]
+    assert variables["FANOUT_FUNCTION_NAME"] == {"Ref": by_handler[FANOUT_HANDLER]}
+    assert variables["FANOUT_CHUNK_CONNECTIONS"] == str(synthesized.config.fanout_chunk_connections)
+    fanout = functions[by_handler[FANOUT_HANDLER]]["Properties"]
+    assert fanout["MemorySize"] == synthesized.config.fanout_memory_mb
+    # The broadcaster waits for its fan-out invocations: the function may take as long.
+    assert fanout["Timeout"] == synthesized.config.broadcast_timeout_seconds
+    # No event source: only the broadcaster invokes it.
+    assert not [
+        m
+        for m in resources(synthesized.json, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": by_handler[FANOUT_HANDLER]}
+    ]
+
+
+def _manage_connections(stage: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (
+        ("execute-api:ManageConnections",),
+        (
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+            f"websocket_api/{stage}/*/@connections/*",
+        ),
+    )
 
 
 def test_roles_carry_no_managed_policies(synthesized: Synthesized) -> None:
@@ -411,8 +444,8 @@ def test_alarms_cover_failures_errors_throttles_and_5xx(synthesized: Synthesized
     assert metrics == sorted(
         [
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-            *[("AWS/Lambda", "Errors")] * 3,
-            *[("AWS/Lambda", "Throttles")] * 3,
+            *[("AWS/Lambda", "Errors")] * 4,
+            *[("AWS/Lambda", "Throttles")] * 4,
             ("AWS/Lambda", "IteratorAge"),
             ("AWS/ApiGateway", "5xx"),
             ("AWS/ApiGateway", "IntegrationError"),
