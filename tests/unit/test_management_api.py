@@ -133,3 +133,16 @@ def test_no_connections_posts_nothing(
 
 def management_api_attempts() -> int:
     return management_api.MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize("tries", [1, 2, 5, 20])
+def test_a_throttled_post_waits_at_most_the_throttle_cap(tries: int) -> None:
+    # The account's bucket refills continuously: a long wait after a 429 leaves tokens unused.
+    delays = [management_api.retry_delay(tries, throttled=True) for _ in range(200)]
+    assert max(delays) <= management_api.MAX_THROTTLED_BACKOFF_SECONDS
+
+
+def test_a_failed_post_backs_off_up_to_the_longer_cap() -> None:
+    delays = [management_api.retry_delay(20, throttled=False) for _ in range(200)]
+    assert max(delays) > management_api.MAX_THROTTLED_BACKOFF_SECONDS
+    assert max(delays) <= management_api.MAX_BACKOFF_SECONDS
