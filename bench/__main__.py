@@ -29,6 +29,7 @@ BENCHMARKS = (
     "bench.load",
     "bench.client_emit",
     "bench.publish_keys",
+    "bench.b5_scale",
 )
 DOCUMENT = REPOSITORY_ROOT / "docs" / "performance.md"
 
