@@ -119,9 +119,9 @@ class HandlerFunction(Construct):
         acknowledge(
             self.function,
             ["CKV_AWS_117", "CT.LAMBDA.PR.3"],
-            "The functions call only public AWS endpoints (DynamoDB, Lambda, API Gateway's management "
-            "API) and reach no private resource. A VPC would need NAT gateways or interface "
-            "endpoints in each zone (about $7 a month each) and protect nothing more.",
+            "The functions call only public AWS endpoints (DynamoDB, Lambda, API Gateway's "
+            "management API) and reach no private resource. A VPC would need NAT gateways or "
+            "interface endpoints in each zone (about $7 a month each) and protect nothing more.",
         )
         acknowledge(
             self.function,
