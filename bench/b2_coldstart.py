@@ -28,7 +28,12 @@ from userstatus_stack.functions import LAMBDA_SOURCE_DIR
 
 BASELINE = "boto3"
 EXTRA_BASELINE = "boto3, asyncio"
-ENTRY_MODULES = ("userstatus.http_api", "userstatus.websocket_api", "userstatus.broadcast")
+ENTRY_MODULES = (
+    "userstatus.http_api",
+    "userstatus.websocket_api",
+    "userstatus.broadcast",
+    "userstatus.fanout",
+)
 GOAL = 1.25
 
 _TIMED_IMPORT = """
