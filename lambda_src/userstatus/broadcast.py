@@ -174,12 +174,15 @@ def _post_to_site(
     invocation of the fan-out function, all at once (``userstatus.fanout``). Returns when every
     chunk is done, so the site's next message starts after this one everywhere."""
     size = rt.settings.fanout_chunk_connections
+    # The poster first: if it cannot be built, nothing has been posted and the record is
+    # retried whole, not after the other chunks went out.
+    poster = rt.poster
     invoker = rt.fanout if len(ids) > size else None
     if invoker is None:
-        return rt.poster.post_to_all(ids, frame, deadline=stop_at)
+        return poster.post_to_all(ids, frame, deadline=stop_at)
     chunks = [ids[start : start + size] for start in range(size, len(ids), size)]
     pending = invoker.start(chunks, frame, deadline=stop_at)
-    result = rt.poster.post_to_all(ids[:size], frame, deadline=stop_at)
+    result = poster.post_to_all(ids[:size], frame, deadline=stop_at)
     others, failed_invocations = pending.wait()
     totals["invocations"] += len(chunks)
     totals["invocations_failed"] += failed_invocations

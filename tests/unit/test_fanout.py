@@ -15,9 +15,10 @@ from tests.fakes.lambda_context import FakeLambdaContext
 from tests.fakes.management_api import FakeManagementApi
 from userstatus import broadcast, fanout, management_api
 from userstatus.chunk_invoker import ChunkInvoker, FanoutError, lambda_invoke, result_of
+from userstatus.config import ConfigError
 from userstatus.management_api import FanoutResult
 from userstatus.model import Message
-from userstatus.runtime import runtime
+from userstatus.runtime import Runtime, runtime
 
 pytestmark = pytest.mark.usefixtures("dynamodb")
 
@@ -212,3 +213,18 @@ def test_lambda_invoke_raises_for_a_function_error_or_an_unreadable_answer(
 ) -> None:
     with pytest.raises(FanoutError):
         lambda_invoke(StubLambdaClient(body, function_error), "fanout-test")({})
+
+
+def test_without_a_poster_no_chunk_is_invoked_and_the_record_is_retried(
+    monkeypatch: pytest.MonkeyPatch, invoked: InProcessLambda
+) -> None:
+    # Given a container whose management API client cannot be built
+    def no_poster(self: Runtime) -> None:
+        raise ConfigError("WEBSOCKET_MANAGEMENT_ENDPOINT is required to broadcast")
+
+    monkeypatch.setattr(Runtime, "poster", property(no_poster))
+    connect("big", 7)
+    answer = broadcast.handler({"Records": [record("big", "x", 1)]}, FakeLambdaContext())
+    # Then nothing went out, not even the other chunks, and the record is retried whole
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+    assert invoked.events == []
