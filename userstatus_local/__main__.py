@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from userstatus.config import PUBLISH_AUTH_MODES
+from userstatus.config import MAX_CHUNK_CONNECTIONS, PUBLISH_AUTH_MODES
 from userstatus_local.faults import Faults
 from userstatus_local.options import RelayOptions
 from userstatus_local.startup import run
@@ -74,6 +74,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--publish-keys-table", default=DEFAULTS.publish_keys_table)
     parser.add_argument(
+        "--fanout-chunk-connections",
+        metavar="N",
+        type=chunk_size,
+        help="split a site of more than N connections across invocations of the fan-out "
+        "function, as the stack does (default: the stage's, 1000; small values let tests "
+        "exercise the split)",
+    )
+    parser.add_argument(
         "--failure-queue",
         metavar="FILE",
         type=Path,
@@ -130,6 +138,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def chunk_size(text: str) -> int:
+    """A chunk size the functions accept (``FANOUT_CHUNK_CONNECTIONS``; argparse reports)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_CHUNK_CONNECTIONS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_CHUNK_CONNECTIONS}: {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the relay; the exit status."""
     args = parse_args(argv)
@@ -147,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout,
             max_connection_seconds=args.max_connection_seconds,
             stage=args.stage,
+            fanout_chunk_connections=args.fanout_chunk_connections,
             failure_queue=args.failure_queue,
             faults=Faults(
                 drop_disconnect=args.fault_drop_disconnect,

@@ -68,15 +68,18 @@ class ManagementAuth:
     secret_key: str
     token: str | None
     region: str
+    # The service the signature must be scoped to (``lambda`` for the relay's Invoke API).
+    service: str = SERVICE
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> ManagementAuth:
+    def from_environ(cls, environ: Mapping[str, str], service: str = SERVICE) -> ManagementAuth:
         """The credentials and region the relay's functions sign with."""
         return cls(
             access_key=environ["AWS_ACCESS_KEY_ID"],
             secret_key=environ["AWS_SECRET_ACCESS_KEY"],
             token=environ.get("AWS_SESSION_TOKEN") or None,
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            service=service,
         )
 
     def refusal(
@@ -114,11 +117,11 @@ class ManagementAuth:
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
-        if parsed["region"] != self.region or parsed["service"] != SERVICE:
+        if parsed["region"] != self.region or parsed["service"] != self.service:
             return Refusal(
                 "InvalidSignatureException",
                 f"Credential should be scoped to a valid region and to the service "
-                f"'{SERVICE}' ({self.region}).",
+                f"'{self.service}' ({self.region}).",
             )
         amz_date = header("x-amz-date") or ""
         signed_at = _amz_date(amz_date)
@@ -172,11 +175,11 @@ class ManagementAuth:
             (
                 "AWS4-HMAC-SHA256",
                 amz_date,
-                f"{day}/{self.region}/{SERVICE}/aws4_request",
+                f"{day}/{self.region}/{self.service}/aws4_request",
                 hashlib.sha256(canonical_request.encode()).hexdigest(),
             )
         )
-        key = _signing_key(self.secret_key, day, self.region)
+        key = _signing_key(self.secret_key, day, self.region, self.service)
         return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
@@ -222,9 +225,9 @@ def _canonical_path(url_without_query: str) -> str:
 
 
 @functools.cache
-def _signing_key(secret_key: str, day: str, region: str) -> bytes:
+def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
     key = f"AWS4{secret_key}".encode()
-    for part in (day, region, SERVICE, "aws4_request"):
+    for part in (day, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return key
 

@@ -33,6 +33,9 @@ class RelayOptions:
     max_connection_seconds: float = MAX_CONNECTION_SECONDS
     # The stage (userstatus_stack/stages.py) whose function and stream settings are imitated.
     stage: str = "dev"
+    # Connections one broadcast invocation posts to before a site is split across the fan-out
+    # function; None: the stage's own.
+    fanout_chunk_connections: int | None = None
     # Where batches the stream poller gives up on go (JSON lines); None: a file of the run's own.
     failure_queue: Path | None = None
     faults: Faults = field(default_factory=Faults)

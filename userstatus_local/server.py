@@ -20,13 +20,14 @@ from pathlib import Path
 import boto3
 from aiohttp import web
 
-from userstatus import http_api, websocket_api
+from userstatus import fanout, http_api, websocket_api
 from userstatus.logs import configure_logging
 from userstatus.runtime import runtime
 from userstatus_local.dynamodb import CLIENT_CONFIG, ensure_tables
 from userstatus_local.event_source import EventSourceProcess, EventSourceStartError
 from userstatus_local.http_server import HttpRelay
 from userstatus_local.invoke import Invoker
+from userstatus_local.lambda_invoke import LAMBDA_SERVICE, LambdaInvokeApi
 from userstatus_local.management_auth import ManagementAuth
 from userstatus_local.options import RelayAddresses, RelayOptions
 from userstatus_local.websocket_server import WebSocketRelay
@@ -42,6 +43,9 @@ logger = logging.getLogger("userstatus_local")
 HTTP_HANDLER_THREADS = 4
 WEBSOCKET_HANDLER_THREADS = 4
 DISCONNECT_HANDLER_THREADS = 2
+# Fan-out invocations at once: a broadcast invokes up to 32 (userstatus.chunk_invoker), but
+# they share this process's GIL and the one poster of its runtime, so more threads add nothing.
+FANOUT_HANDLER_THREADS = 4
 SHUTDOWN_SECONDS = 5.0
 
 
@@ -88,6 +92,7 @@ async def serve(
     disconnect_executor = ThreadPoolExecutor(
         DISCONNECT_HANDLER_THREADS, thread_name_prefix="lambda-disconnect"
     )
+    fanout_executor = ThreadPoolExecutor(FANOUT_HANDLER_THREADS, thread_name_prefix="lambda-fanout")
     # The functions as the stage deploys them: the same settings the stack reads.
     stage = STAGES[options.stage]
     api_function = {"timeout_seconds": stage.api_timeout_seconds, "memory_mb": stage.api_memory_mb}
@@ -99,6 +104,7 @@ async def serve(
             "api_memory_mb": stage.api_memory_mb,
             "broadcast_timeout_seconds": stage.broadcast_timeout_seconds,
             "broadcast_memory_mb": stage.broadcast_memory_mb,
+            "fanout_memory_mb": stage.fanout_memory_mb,
             "broadcast_batch_size": stage.broadcast_batch_size,
             "broadcast_retry_attempts": stage.broadcast_retry_attempts,
         },
@@ -125,7 +131,19 @@ async def serve(
         websocket_port=ws_socket.getsockname()[1],
         on_stored=event_source.wake,
     )
-    ws_runner = web.AppRunner(websockets.application(), access_log=None)
+    # The fan-out function gets the broadcaster's timeout, as the stack gives it.
+    fanout_api = LambdaInvokeApi(
+        fanout.handler,
+        Invoker(
+            fanout_executor,
+            timeout_seconds=stage.broadcast_timeout_seconds,
+            memory_mb=stage.fanout_memory_mb,
+        ),
+        auth=ManagementAuth.from_environ(os.environ, service=LAMBDA_SERVICE),
+    )
+    ws_application = websockets.application()
+    fanout_api.add_routes(ws_application)
+    ws_runner = web.AppRunner(ws_application, access_log=None)
     http_runner = web.AppRunner(http.application(), access_log=None)
     try:
         for runner, sock in ((ws_runner, ws_socket), (http_runner, http_socket)):
@@ -152,7 +170,7 @@ async def serve(
         await websockets.close_all()
         await ws_runner.cleanup()
         await http_runner.cleanup()
-        for executor in (http_executor, websocket_executor, disconnect_executor):
+        for executor in (http_executor, websocket_executor, disconnect_executor, fanout_executor):
             executor.shutdown(wait=True, cancel_futures=True)
         if run_dir is not None:
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -20,6 +20,7 @@ import sys
 
 from userstatus_local.dynamodb import EmbeddedDynamoDB
 from userstatus_local.environment import configure_environment
+from userstatus_local.lambda_invoke import FANOUT_FUNCTION_NAME
 from userstatus_local.options import (
     LOCAL_STAGE,
     RelayAddresses,
@@ -73,8 +74,15 @@ def run(options: RelayOptions) -> int:
             embedded=embedded is not None,
         )
         # The functions read these when they first run (userstatus.runtime), as in AWS.
+        stage = STAGES[options.stage]
         os.environ["STAGE"] = options.stage
-        os.environ["PUBLISH_AUTH"] = options.publish_auth or STAGES[options.stage].publish_auth
+        os.environ["PUBLISH_AUTH"] = options.publish_auth or stage.publish_auth
+        # The broadcaster invokes the fan-out function through the relay's Invoke API.
+        os.environ["FANOUT_FUNCTION_NAME"] = FANOUT_FUNCTION_NAME
+        os.environ["FANOUT_CHUNK_CONNECTIONS"] = str(
+            options.fanout_chunk_connections or stage.fanout_chunk_connections
+        )
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://{host}:{ws_port}"
         return asyncio.run(serve(options, addresses, http_socket, ws_socket))
     finally:
         http_socket.close()
