@@ -71,7 +71,7 @@ class Workload:
     def label(self) -> str:
         return (
             f"{self.name}: {self.sites:,} site(s) x {self.viewers_per_site:,} viewers, "
-            f"{self.messages_per_second:.3g} messages/s for {self.seconds:g} s"
+            f"{self.messages_per_second:.4g} messages/s for {self.seconds:g} s"
         )
 
 
