@@ -186,10 +186,7 @@ def _post_to_site(
     others, failed_invocations = pending.wait()
     totals["invocations"] += len(chunks)
     totals["invocations_failed"] += failed_invocations
-    result.delivered += others.delivered
-    result.gone += others.gone
-    result.failed += others.failed
-    result.throttled += others.throttled
+    result.add(others)
     return result
 
 

@@ -145,8 +145,5 @@ class PendingChunks:
                 )
                 failures += 1
                 result = FanoutResult(failed=list(ids))
-            merged.delivered += result.delivered
-            merged.gone += result.gone
-            merged.failed += result.failed
-            merged.throttled += result.throttled
+            merged.add(result)
         return merged, failures

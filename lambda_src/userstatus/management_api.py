@@ -60,6 +60,13 @@ class FanoutResult:
     # 429 answers received (each throttled post was tried again).
     throttled: int = 0
 
+    def add(self, other: FanoutResult) -> None:
+        """Count ``other``'s outcomes in this one (another chunk of the same broadcast)."""
+        self.delivered += other.delivered
+        self.gone += other.gone
+        self.failed += other.failed
+        self.throttled += other.throttled
+
 
 class _NotSent(Exception):
     """The connection closed before any answer: the post was not taken."""
