@@ -5,6 +5,7 @@ See ``userstatus.fanout`` for the split and the function's event and answer.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -29,13 +30,8 @@ class FanoutError(Exception):
 
 
 def answer_of(result: FanoutResult) -> dict[str, Any]:
-    """The function's answer for ``result``."""
-    return {
-        "delivered": result.delivered,
-        "gone": result.gone,
-        "failed": result.failed,
-        "throttled": result.throttled,
-    }
+    """The function's answer for ``result``: its fields, which ``result_of`` reads back."""
+    return dataclasses.asdict(result)
 
 
 def result_of(answer: Mapping[str, Any]) -> FanoutResult:
@@ -99,12 +95,6 @@ class ChunkInvoker:
         text = frame.decode()
         futures = [pool.submit(self._invoke_chunk, list(chunk), text, deadline) for chunk in chunks]
         return PendingChunks(list(zip(chunks, futures, strict=True)))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
