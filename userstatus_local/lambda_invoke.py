@@ -59,9 +59,7 @@ class LambdaInvokeApi:
         """Invoke: run the handler with the request's payload; its answer."""
         body = await request.read()
         if self._auth is not None:
-            refusal = self._auth.refusal(
-                request.method, f"http://{request.host}{request.raw_path}", request.headers, body
-            )
+            refusal = self._auth.request_refusal(request, body)
             if refusal is not None:
                 logger.warning("invocation refused", extra={"reason": refusal.error_type})
                 return _error(403, refusal.error_type, refusal.message)

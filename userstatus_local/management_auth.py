@@ -32,9 +32,13 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 SERVICE = "execute-api"
 # SigV4 requests are refused when their time is this far from the service's clock.
@@ -80,6 +84,13 @@ class ManagementAuth:
             token=environ.get("AWS_SESSION_TOKEN") or None,
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             service=service,
+        )
+
+    def request_refusal(self, request: web.Request, body: bytes) -> Refusal | None:
+        """``refusal`` of an aiohttp request as the relay received it (its Host header and
+        raw path, which the sender signed)."""
+        return self.refusal(
+            request.method, f"http://{request.host}{request.raw_path}", request.headers, body
         )
 
     def refusal(

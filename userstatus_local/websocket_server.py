@@ -380,9 +380,7 @@ class WebSocketRelay:
         """API Gateway's 403 for a call without a valid signature; None if it is signed."""
         if self._auth is None:
             return None
-        refusal = self._auth.refusal(
-            request.method, f"http://{request.host}{request.raw_path}", request.headers, body
-        )
+        refusal = self._auth.request_refusal(request, body)
         if refusal is None:
             return None
         logger.warning(
