@@ -91,7 +91,6 @@ class Outcome:
     cold_starts: int = 0
     gb_seconds: float = 0.0
     items_read: int = 0
-    lost_records: int = 0
     wall_seconds: float = 0.0
 
     @property
@@ -191,7 +190,6 @@ def simulate(workload: Workload, model: Model, seed: int = 7) -> Outcome:
     fanout_function = Function(
         sim,
         model,
-        FANOUT_FUNCTION,
         STAGE.fanout_memory_mb,
         STAGE.broadcast_timeout_seconds,
         fanout_handler,
@@ -204,7 +202,6 @@ def simulate(workload: Workload, model: Model, seed: int = 7) -> Outcome:
     broadcast_function = Function(
         sim,
         model,
-        "broadcast",
         STAGE.broadcast_memory_mb,
         STAGE.broadcast_timeout_seconds,
         broadcast_handler,
@@ -241,7 +238,7 @@ def simulate(workload: Workload, model: Model, seed: int = 7) -> Outcome:
             outcome.expected += workload.viewers_per_site
         else:
             warm_up.add(sequence)
-        arriving = Record(sequence, site, at, record)
+        arriving = Record(site, record)
         sim.at(at, lambda: mapping.put(arriving))
 
     for site in sites:
@@ -262,7 +259,6 @@ def simulate(workload: Workload, model: Model, seed: int = 7) -> Outcome:
         broadcast_function.stats.billed_gb_seconds + fanout_function.stats.billed_gb_seconds
     )
     outcome.items_read = sum(store.items_read for store in stores)
-    outcome.lost_records = len(mapping.stats.lost_records)
     outcome.wall_seconds = time.perf_counter() - started
     return outcome
 

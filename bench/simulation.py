@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from greenlet import getcurrent, greenlet  # type: ignore[import-untyped]
@@ -217,7 +217,8 @@ class Container:
         self._sim = sim
         self.vcpu = min(1.0, memory_mb / MB_PER_VCPU)
         self._cpu_free_at = 0.0
-        self.state: dict[str, Any] = {}
+        # The function's handler as this container initialised it (its own runtime).
+        self.handler: Callable[[Any, Any], Any] | None = None
 
     def cpu(self, full_core_seconds: float) -> float:
         """Reserve CPU for work of ``full_core_seconds`` on one full core; when it is done."""
@@ -338,7 +339,6 @@ class ModelConnections:
         self._model = model
         self._container = container
         self._connections_of = connections_of
-        self.queries = 0
         self.items_read = 0
 
     def connections(self, site: str, *, now: float) -> list[Connection]:
@@ -349,7 +349,6 @@ class ModelConnections:
             self._sim.sleep(self._model.query_page_seconds)
             done_at = self._container.cpu(items * self._model.parse_cpu_seconds_per_item)
             self._sim.sleep(done_at - self._sim.now)
-            self.queries += 1
             self.items_read += items
         return list(found)
 
@@ -372,9 +371,7 @@ class FunctionStats:
 
     invocations: int = 0
     cold_starts: int = 0
-    errors: int = 0
     billed_gb_seconds: float = 0.0
-    max_concurrency: int = 0
 
 
 class Function:
@@ -384,40 +381,36 @@ class Function:
         self,
         sim: Simulator,
         model: Model,
-        name: str,
         memory_mb: int,
         timeout: float,
         handler_for: Callable[[Container], Callable[[Any, Any], Any]],
     ) -> None:
         self._sim = sim
         self._model = model
-        self.name = name
         self.memory_mb = memory_mb
         self.timeout = timeout
         self._handler_for = handler_for
         self._idle: list[Container] = []
-        self._running = 0
         self.stats = FunctionStats()
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         """Run one invocation from the calling greenlet; the handler's answer, or raise
         ``chunk_invoker.FanoutError`` for a function error (as Lambda's answer says)."""
         sim = self._sim
-        self._running += 1
-        self.stats.max_concurrency = max(self.stats.max_concurrency, self._running)
         if self._idle:
             container = self._idle.pop()
         else:
             container = Container(sim, self.memory_mb)
-            container.state["handler"] = self._handler_for(container)
+            container.handler = self._handler_for(container)
             self.stats.cold_starts += 1
             sim.sleep(self._model.cold_start)
         sim.sleep(self._model.invoke_overhead)
         started = sim.now
         # The payload crosses Lambda as JSON, both ways.
         payload = json.loads(json.dumps(event))
+        assert container.handler is not None
         try:
-            answer = container.state["handler"](payload, _Context(sim, self.timeout))
+            answer = container.handler(payload, _Context(sim, self.timeout))
             answer = json.loads(json.dumps(answer))
             error = None if sim.now - started <= self.timeout else "Task timed out"
         except Exception as raised:  # noqa: BLE001 - Lambda's function error
@@ -425,10 +418,8 @@ class Function:
         billed_ms = max(1, math.ceil((sim.now - started) * 1000))
         self.stats.invocations += 1
         self.stats.billed_gb_seconds += billed_ms / 1000 * self.memory_mb / 1024
-        self._running -= 1
         self._idle.append(container)
         if error is not None:
-            self.stats.errors += 1
             raise chunk_invoker.FanoutError(error)
         return answer
 
@@ -489,22 +480,11 @@ class SimulatedChunkInvoker(ChunkInvoker):
 
 @dataclass
 class Record:
-    """A message's stream record and when it arrived in the stream."""
+    """A message's stream record, its partition key (the site) and its attempts so far."""
 
-    sequence: int
     site: str
-    arrived_at: float
     record: dict[str, Any]
     attempts: int = 0
-
-
-@dataclass
-class MappingStats:
-    """What the event source mapping did."""
-
-    batches: int = 0
-    retried_records: int = 0
-    lost_records: list[int] = field(default_factory=list)
 
 
 class EventSourceMapping:
@@ -529,7 +509,6 @@ class EventSourceMapping:
         self._read = 0
         self._lanes: list[deque[Record]] = [deque() for _ in range(parallelization_factor)]
         self._busy = [False] * parallelization_factor
-        self.stats = MappingStats()
         self._stopped = False
 
     def put(self, record: Record) -> None:
@@ -565,7 +544,6 @@ class EventSourceMapping:
         self._sim.spawn(lambda: self._invoke(lane, batch))
 
     def _invoke(self, lane: int, batch: list[Record]) -> None:
-        self.stats.batches += 1
         for record in batch:
             record.attempts += 1
         try:
@@ -575,10 +553,9 @@ class EventSourceMapping:
             failed_ids = {r.record["dynamodb"]["SequenceNumber"] for r in batch}
         retry = [r for r in batch if r.record["dynamodb"]["SequenceNumber"] in failed_ids]
         for record in reversed(retry):
-            if record.attempts > self._retry_attempts:
-                self.stats.lost_records.append(record.sequence)
-            else:
-                self.stats.retried_records += 1
+            # Past its retries a record is dropped (to the failure queue in AWS): its viewers'
+            # deliveries never come, and B5 counts them lost.
+            if record.attempts <= self._retry_attempts:
                 self._lanes[lane].appendleft(record)
         self._busy[lane] = False
         self._dispatch(lane)
